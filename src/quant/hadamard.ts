@@ -63,6 +63,20 @@ export function resolveRht(opts: RhtOptions = {}): { size: number; signs: number
   return { size, signs, output: opts.output ?? "bf16" };
 }
 
+/** In-place fast Walsh–Hadamard transform (natural order, unnormalised): buf ← H·buf. */
+function fwht(buf: Float64Array): void {
+  const n = buf.length;
+  for (let h = 1; h < n; h <<= 1) {
+    for (let i = 0; i < n; i += h << 1) {
+      for (let j = i; j < i + h; j++) {
+        const a = buf[j], b = buf[j + h];
+        buf[j] = a + b;
+        buf[j + h] = a - b;
+      }
+    }
+  }
+}
+
 /**
  * Apply the RHT along the last dimension of x (rows, cols); cols must be a multiple of the size.
  * Returns a new array. Fast Walsh–Hadamard butterflies in binary64 (sums of ±x are exact there),
@@ -80,19 +94,32 @@ export function rht(x: Float32Array, shape: readonly [number, number], opts: Rht
   const out = new Float32Array(rows * cols);
   for (let g = 0; g < rows * cols; g += size) {
     for (let i = 0; i < size; i++) buf[i] = signs[i] * x[g + i];
-    for (let h = 1; h < size; h <<= 1) {
-      for (let i = 0; i < size; i += h << 1) {
-        for (let j = i; j < i + h; j++) {
-          const a = buf[j], b = buf[j + h];
-          buf[j] = a + b;
-          buf[j + h] = a - b;
-        }
-      }
-    }
+    fwht(buf);
     for (let j = 0; j < size; j++) {
       const v = exactScale ? buf[j] * scale : buf[j] / Math.sqrt(size);
       out[g + j] = output === "bf16" ? roundF64ToBf16(v) : v;
     }
+  }
+  return out;
+}
+
+/**
+ * Inverse of `rht` (with fp32 outputs): x = y · Tᵀ, i.e. x[i] = s[i] · (H·y)[i] / sqrt(size).
+ * For looking at quantization error in the original domain; training never needs it, because
+ * both Wgrad operands carry the same transform and T·Tᵀ = I.
+ */
+export function inverseRht(y: Float32Array, shape: readonly [number, number], opts: RhtOptions = {}): Float32Array {
+  const { size, signs } = resolveRht(opts);
+  const [rows, cols] = shape;
+  if (cols % size !== 0) {
+    throw new ShapeError(`inverse RHT of size ${size} needs the last dimension to be a multiple of ${size}; got shape [${rows}, ${cols}]`);
+  }
+  const buf = new Float64Array(size);
+  const out = new Float32Array(rows * cols);
+  for (let g = 0; g < rows * cols; g += size) {
+    for (let i = 0; i < size; i++) buf[i] = y[g + i];
+    fwht(buf);
+    for (let i = 0; i < size; i++) out[g + i] = (signs[i] * buf[i]) / Math.sqrt(size);
   }
   return out;
 }
