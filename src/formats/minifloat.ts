@@ -40,12 +40,42 @@ export function minifloatTable(spec: MinifloatSpec): Float32Array {
   return t;
 }
 
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
 /**
- * Encode a number (normally an fp32 value) with RNE. `saturate`: values beyond the largest
+ * Encode a number with RNE. fp32 values (the normal case) take a fast path on their bit
+ * pattern; other doubles go through `minifloatEncodeExact`, and the tests hold the two equal. `saturate`: values beyond the largest
  * finite value (and ±inf) become ±max (CUDA's __NV_SATFINITE); otherwise they become ±inf
  * where the format has it, else NaN. NaN → the positive NaN code. Sign of zero is kept.
  */
 export function minifloatEncode(spec: MinifloatSpec, x: number, saturate: boolean): number {
+  f32[0] = x;
+  if (f32[0] !== x) return minifloatEncodeExact(spec, x, saturate);
+  const b = u32[0];
+  const a = b & 0x7fffffff;
+  const M = spec.manBits;
+  const s = (b >>> 31) << (spec.expBits + M);
+  if (a > 0x7f800000) return spec.nanCode;
+  let code: number;
+  if (a < (128 - spec.bias) << 23) {
+    // below the smallest normal: quantum 2^(1-bias-M); a * 2^(bias-1+M) is exact in binary64
+    code = roundHalfEven(Math.abs(x) * 2 ** (spec.bias - 1 + M));
+  } else {
+    const shift = 23 - M;
+    const rem = a & ((1 << shift) - 1), half = 1 << (shift - 1);
+    let m = a >>> shift;
+    if (rem > half || (rem === half && (m & 1))) m++;
+    code = m - ((127 - spec.bias) << M);
+  }
+  if (code > spec.maxCode || a === 0x7f800000) {
+    return s | (saturate ? spec.maxCode : spec.infCode >= 0 ? spec.infCode : spec.nanCode);
+  }
+  return s | code;
+}
+
+/** The plain twin of minifloatEncode: any binary64 value, exact arithmetic on the value. */
+export function minifloatEncodeExact(spec: MinifloatSpec, x: number, saturate: boolean): number {
   const signMask = 1 << (spec.expBits + spec.manBits);
   if (x !== x) return spec.nanCode;
   const s = signBit(x) ? signMask : 0;

@@ -8,7 +8,7 @@
  * sum (binary64 holds it exactly for BF16/FP32 inputs of sane range) scaled and rounded once.
  * Source: docs/numerics.md §6, vectors rht16.json. CUDA twin: backends/cuda/kernels (later).
  */
-import { roundF64ToBf16 } from "../formats/bf16.ts";
+import { f32ToBf16Bits, bf16BitsToF32, roundF64ToBf16 } from "../formats/bf16.ts";
 import { ShapeError } from "../errors.ts";
 import { philoxBytes } from "./philox.ts";
 
@@ -97,7 +97,12 @@ export function rht(x: Float32Array, shape: readonly [number, number], opts: Rht
     fwht(buf);
     for (let j = 0; j < size; j++) {
       const v = exactScale ? buf[j] * scale : buf[j] / Math.sqrt(size);
-      out[g + j] = output === "bf16" ? roundF64ToBf16(v) : v;
+      if (output === "fp32") out[g + j] = v;
+      else {
+        // one rounding to BF16; through fp32 only when v is an fp32 value (no double rounding)
+        const f = Math.fround(v);
+        out[g + j] = f === v ? bf16BitsToF32(f32ToBf16Bits(f)) : roundF64ToBf16(v);
+      }
     }
   }
   return out;

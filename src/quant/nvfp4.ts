@@ -73,12 +73,20 @@ export function nvfp4TensorScales(amax: number): { sEnc: number; sDec: number; m
   return { sEnc, sDec, mult: fr(sEnc * INV6) };
 }
 
-/** E4M3 scale byte of a block with amax `bamax`, and its FP32 encode scale. */
-export function nvfp4BlockScale(bamax: number, mult: number, sDec: number): { byte: number; enc: number } {
+/** E4M3 scale byte of a block with amax `bamax` (TE: e4m3_satfinite(min(fl(bamax·mult), FLT_MAX))). */
+export function nvfp4BlockScaleByte(bamax: number, mult: number): number {
   const v = fr(bamax * mult);
-  const byte = e4m3Encode(v !== v ? v : Math.min(v, FLT_MAX));
-  const enc = fr(1 / fr(E4M3_DECODE[byte] * sDec));
-  return { byte, enc: enc !== enc ? enc : Math.min(enc, FLT_MAX) };
+  return e4m3Encode(v !== v ? v : Math.min(v, FLT_MAX));
+}
+
+/** FP32 encode scale of each scale byte for a tensor: min(fl(1/fl(fp32(sf)·s_dec)), FLT_MAX). */
+export function nvfp4EncodeScales(sDec: number): Float32Array {
+  const t = new Float32Array(256);
+  for (let b = 0; b < 256; b++) {
+    const enc = fr(1 / fr(E4M3_DECODE[b] * sDec));
+    t[b] = enc !== enc ? enc : Math.min(enc, FLT_MAX);
+  }
+  return t;
 }
 
 /** max|x| ignoring NaN (TE kernels: fmaxf from 0). */
@@ -125,6 +133,7 @@ export function quantizeNVFP4(x: Float32Array, shape: Shape2D, opts: NVFP4Option
     amax = fr(opts.amax);
   } else amax = amaxIgnoreNaN(x);
   const { sDec, mult } = nvfp4TensorScales(amax);
+  const encOf = nvfp4EncodeScales(sDec);
 
   const nb = cols / 16;
   const scales = new Uint8Array(rows * nb);
@@ -137,17 +146,17 @@ export function quantizeNVFP4(x: Float32Array, shape: Shape2D, opts: NVFP4Option
           const o = r * cols + b * 16;
           for (let i = o; i < o + 16; i++) { const a = Math.abs(x[i]); if (a > bamax) bamax = a; }
         }
-        const { byte, enc } = nvfp4BlockScale(bamax, mult, sDec);
-        for (let r = tr; r < tr + 16; r++) { scales[r * nb + b] = byte; encs[r * nb + b] = enc; }
+        const byte = nvfp4BlockScaleByte(bamax, mult);
+        for (let r = tr; r < tr + 16; r++) { scales[r * nb + b] = byte; encs[r * nb + b] = encOf[byte]; }
       }
     }
   } else {
     for (let k = 0; k < rows * nb; k++) {
       let bamax = 0;
       for (let i = k * 16; i < k * 16 + 16; i++) { const a = Math.abs(x[i]); if (a > bamax) bamax = a; }
-      const { byte, enc } = nvfp4BlockScale(bamax, mult, sDec);
+      const byte = nvfp4BlockScaleByte(bamax, mult);
       scales[k] = byte;
-      encs[k] = enc;
+      encs[k] = encOf[byte];
     }
   }
 
