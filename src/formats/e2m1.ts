@@ -28,7 +28,7 @@ export function e2m1Decode(code: number): number {
  */
 export function e2m1EncodeRN(v: number): number {
   if (v !== v) return 7;
-  const s = v < 0 || Object.is(v, -0) ? 8 : 0;
+  const s = v < 0 || (v === 0 && 1 / v < 0) ? 8 : 0;
   const a = Math.abs(v);
   let m: number;
   if (a <= 0.25) m = 0;
