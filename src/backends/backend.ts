@@ -1,0 +1,77 @@
+/**
+ * The backend contract: the handful of operations the model needs, on opaque tensors. The CPU
+ * backend (cpu/, plain TypeScript, the oracle) and the CUDA backend (cuda/) implement it; nn/
+ * modules call nothing else. Conventions, as llm.c: outputs are written into tensors the caller
+ * allocated; backward ops overwrite input gradients and accumulate (+=) parameter gradients.
+ * Shapes in comments use B, T, C, NH, NKV, HS, V; all storage is FP32 (BF16 rounding happens
+ * where the recipe asks, inside `quantize`).
+ */
+import type { OperandSpec } from "../recipes/operand.ts";
+import type { OperandStream } from "../recipes/quantize-operand.ts";
+import type { AdamWConfig } from "../optim/adamw.ts";
+
+/** An FP32 tensor owned by a backend. */
+export interface Tensor {
+  readonly shape: readonly number[];
+  readonly size: number;
+}
+
+/** Token ids (B, T) on a backend. */
+export interface Tokens {
+  readonly shape: readonly number[];
+  readonly size: number;
+}
+
+/** A GEMM operand after quantize-dequantize (opaque; see recipes/quantize-operand.ts). */
+export interface Operand {
+  readonly rows: number;
+  readonly cols: number;
+  readonly spec: OperandSpec;
+}
+
+export interface Backend<T extends Tensor = Tensor, K extends Tokens = Tokens, O extends Operand = Operand> {
+  readonly name: string;
+  /** a zero-filled FP32 tensor */
+  alloc(shape: number[]): T;
+  fromArray(data: Float32Array, shape: number[]): T;
+  /** a host copy */
+  toArray(t: T): Float32Array;
+  tokens(ids: Int32Array, shape: number[]): K;
+  zero(t: T): void;
+  copy(dst: T, src: T): void;
+
+  /** x (rows, cols) — or its transpose — quantized per spec, K-contiguous; NaN/Inf → NonFiniteError naming `name` */
+  quantize(x: T, rows: number, cols: number, spec: OperandSpec, transpose: boolean, stream: OperandStream, name: string): O;
+  /** c (M, N) = alpha·A·Bᵀ (+ c if accumulate), A (M, K), B (N, K); FP32 accumulation, alpha from the operands' tensor scales */
+  gemm(c: T, a: O, b: O, accumulate: boolean): void;
+
+  rmsnormForward(out: T, rstd: T, x: T, weight: T, N: number, C: number, eps: number): void;
+  rmsnormBackward(dx: T, dweight: T, dout: T, x: T, weight: T, rstd: T, N: number, C: number): void;
+  /** RoPE in place on x (B, T, NH, HS), half-split pairs, base theta */
+  ropeForward(x: T, B: number, Tlen: number, NH: number, HS: number, theta: number): void;
+  ropeBackward(dx: T, B: number, Tlen: number, NH: number, HS: number, theta: number): void;
+  /** causal GQA core: out (B,T,NH,HS), probs (B,NH,T,T) saved; q (B,T,NH,HS), k, v (B,T,NKV,HS) */
+  attentionForward(out: T, probs: T, q: T, k: T, v: T, B: number, Tlen: number, NH: number, NKV: number, HS: number): void;
+  attentionBackward(dq: T, dk: T, dv: T, dout: T, q: T, k: T, v: T, probs: T, B: number, Tlen: number, NH: number, NKV: number, HS: number): void;
+  sqreluForward(out: T, x: T): void;
+  sqreluBackward(dx: T, dout: T, x: T): void;
+  embeddingForward(out: T, tokens: K, table: T, V: number, C: number): void;
+  embeddingBackward(dtable: T, dout: T, tokens: K, V: number, C: number): void;
+  /** mean loss; per-row losses written; dlogits = (softmax − onehot)·scale unless null */
+  crossEntropy(losses: T, dlogits: T | null, logits: T, targets: K, V: number, scale: number): number;
+  /** out = a + b (may alias) */
+  add(out: T, a: T, b: T): void;
+  /** dst += src */
+  accumulate(dst: T, src: T): void;
+  /** split the columns of x (rows, Σwidths) into parts (rows, width_i) */
+  splitColumns(x: T, parts: T[], rows: number, widths: number[]): void;
+  /** the inverse of splitColumns */
+  concatColumns(out: T, parts: T[], rows: number, widths: number[]): void;
+
+  /** Σ g² (double precision on CPU) */
+  sumSquares(g: T): number;
+  /** AdamW step in place; gradScale applies the clip factor */
+  adamw(param: T, grad: T, m: T, v: T, lr: number, t: number, cfg: AdamWConfig, decay: boolean, gradScale: number): void;
+  /** free what the backend holds (worker threads, device memory) */
+  close(): void;
+}

@@ -1,0 +1,59 @@
+/**
+ * One pre-norm Transformer block: x + Attention(RMSNorm(x)), then + MLP(RMSNorm(·)).
+ */
+import type { Tensor } from "../backends/backend.ts";
+import { Attention } from "./attention.ts";
+import type { RunContext } from "./context.ts";
+import { MLP } from "./mlp.ts";
+import type { ModelConfig } from "./model-config.ts";
+import { RMSNorm } from "./rmsnorm.ts";
+
+export class Block {
+  readonly norm1: RMSNorm;
+  readonly attn: Attention;
+  readonly norm2: RMSNorm;
+  readonly mlp: MLP;
+  // (B·T, C) activations and gradients
+  private readonly n1: Tensor;
+  private readonly a: Tensor;
+  private readonly r1: Tensor;
+  private readonly n2: Tensor;
+  private readonly m: Tensor;
+  private readonly dn: Tensor;
+  private readonly dr1: Tensor;
+  private readonly dtmp: Tensor;
+
+  constructor(private readonly ctx: RunContext, readonly index: number, cfg: ModelConfig, B: number, T: number) {
+    const name = `blocks.${index}`, BT = B * T, C = cfg.dModel;
+    this.norm1 = new RMSNorm(ctx, `${name}.norm1`, C, BT, cfg.normEps);
+    this.attn = new Attention(ctx, `${name}.attn`, cfg, index, index * 4, B, T);
+    this.norm2 = new RMSNorm(ctx, `${name}.norm2`, C, BT, cfg.normEps);
+    this.mlp = new MLP(ctx, `${name}.mlp`, cfg, index, index * 4 + 2, BT);
+    const be = ctx.be;
+    [this.n1, this.a, this.r1, this.n2, this.m, this.dn, this.dr1, this.dtmp] = Array.from({ length: 8 }, () => be.alloc([BT, C]));
+  }
+
+  /** out (B·T, C) ← x */
+  forward(out: Tensor, x: Tensor): void {
+    const be = this.ctx.be;
+    this.norm1.forward(this.n1, x);
+    this.attn.forward(this.a, this.n1);
+    be.add(this.r1, x, this.a);
+    this.norm2.forward(this.n2, this.r1);
+    this.mlp.forward(this.m, this.n2);
+    be.add(out, this.r1, this.m);
+  }
+
+  /** dx ← dout (both (B·T, C)); dx may not alias dout */
+  backward(dx: Tensor, dout: Tensor): void {
+    const be = this.ctx.be;
+    // residual 2: dr1 = dout + d(norm2 → mlp)
+    this.mlp.backward(this.dn, dout);
+    this.norm2.backward(this.dtmp, this.dn);
+    be.add(this.dr1, dout, this.dtmp);
+    // residual 1: dx = dr1 + d(norm1 → attn)
+    this.attn.backward(this.dn, this.dr1);
+    this.norm1.backward(this.dtmp, this.dn);
+    be.add(dx, this.dr1, this.dtmp);
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * Shape of the paper's ablation Transformer (arXiv 2509.25149 App. A.3), scaled by config:
+ * pre-norm RMSNorm, RoPE, grouped-query causal attention, squared-ReLU MLP, no biases, untied
+ * embedding and head. Presets from a CPU smoke-test size up to GPT-2 124M's shape.
+ */
+import { Fp4lmError } from "../errors.ts";
+
+export interface ModelConfig {
+  vocabSize: number;
+  dModel: number;
+  nLayers: number;
+  nHeads: number;
+  nKvHeads: number;
+  dFF: number;
+  seqLen: number;
+  ropeTheta: number;
+  normEps: number;
+}
+
+export const MODEL_PRESETS: Record<string, Omit<ModelConfig, "vocabSize">> = {
+  /** npm start: trains in about a minute per recipe on 2 CPU cores */
+  tiny: { dModel: 64, nLayers: 4, nHeads: 4, nKvHeads: 2, dFF: 256, seqLen: 64, ropeTheta: 10000, normEps: 1e-5 },
+  small: { dModel: 128, nLayers: 6, nHeads: 4, nKvHeads: 2, dFF: 512, seqLen: 128, ropeTheta: 10000, normEps: 1e-5 },
+  /** GPT-2 124M's width and depth, with the paper's block (GQA 12/4, squared ReLU) */
+  gpt124m: { dModel: 768, nLayers: 12, nHeads: 12, nKvHeads: 4, dFF: 3072, seqLen: 1024, ropeTheta: 10000, normEps: 1e-5 },
+};
+
+export class ConfigError extends Fp4lmError {
+  override name = "ConfigError";
+}
+
+/** Problems with a model config (empty when fine). */
+export function modelConfigProblems(c: ModelConfig): string[] {
+  const errs: string[] = [];
+  for (const k of ["vocabSize", "dModel", "nLayers", "nHeads", "nKvHeads", "dFF", "seqLen"] as const) {
+    if (!Number.isInteger(c[k]) || c[k] <= 0) errs.push(`model.${k} must be a positive integer, got ${c[k]}`);
+  }
+  if (!(c.ropeTheta > 0)) errs.push(`model.ropeTheta must be positive, got ${c.ropeTheta}`);
+  if (!(c.normEps > 0)) errs.push(`model.normEps must be positive, got ${c.normEps}`);
+  if (c.dModel % c.nHeads !== 0) errs.push(`model.nHeads (${c.nHeads}) must divide model.dModel (${c.dModel})`);
+  else if ((c.dModel / c.nHeads) % 2 !== 0) errs.push(`head size dModel/nHeads = ${c.dModel / c.nHeads} must be even for RoPE`);
+  if (c.nHeads % c.nKvHeads !== 0) errs.push(`model.nKvHeads (${c.nKvHeads}) must divide model.nHeads (${c.nHeads})`);
+  return errs;
+}
+
+/** Parameter count (embedding + blocks + final norm + head). */
+export function parameterCount(c: ModelConfig): number {
+  const HS = c.dModel / c.nHeads;
+  const attn = c.dModel * (c.nHeads + 2 * c.nKvHeads) * HS + c.nHeads * HS * c.dModel;
+  const mlp = 2 * c.dModel * c.dFF;
+  return 2 * c.vocabSize * c.dModel + c.nLayers * (attn + mlp + 2 * c.dModel) + c.dModel;
+}

@@ -1,0 +1,30 @@
+/**
+ * RMSNorm module (pre-norm): out = x / sqrt(mean(x²) + eps) · g, gain g initialised to 1, no
+ * bias; never quantized. As HF LlamaRMSNorm (eps inside the sqrt). Keeps x and 1/rms for the
+ * backward pass.
+ */
+import type { Tensor } from "../backends/backend.ts";
+import type { RunContext } from "./context.ts";
+import { createParam, type Param } from "./param.ts";
+
+export class RMSNorm {
+  readonly weight: Param;
+  private readonly rstd: Tensor;
+  private x: Tensor | null = null;
+
+  constructor(private readonly ctx: RunContext, readonly name: string, readonly C: number, readonly N: number, readonly eps: number) {
+    this.weight = createParam(ctx.be, `${name}.weight`, [C], { kind: "ones" }, ctx.seed, false);
+    this.rstd = ctx.be.alloc([N]);
+  }
+
+  /** out, x (N, C) */
+  forward(out: Tensor, x: Tensor): void {
+    this.x = x;
+    this.ctx.be.rmsnormForward(out, this.rstd, x, this.weight.data, this.N, this.C, this.eps);
+  }
+
+  backward(dx: Tensor, dout: Tensor): void {
+    if (!this.x) throw new Error(`${this.name}: backward before forward`);
+    this.ctx.be.rmsnormBackward(dx, this.weight.grad, dout, this.x, this.weight.data, this.rstd, this.N, this.C);
+  }
+}

@@ -1,0 +1,43 @@
+/**
+ * The optimizer over a model's parameters on a backend: FP32 AdamW moments per parameter, the
+ * global gradient norm (and the first parameter whose gradient is not finite), clipping, the
+ * update, zeroing gradients, and its state for checkpoints.
+ */
+import type { Backend } from "../backends/backend.ts";
+import type { Param } from "../nn/param.ts";
+import type { Tensor } from "../backends/backend.ts";
+import { clipFactor, type AdamWConfig } from "./adamw.ts";
+
+export class Optimizer {
+  readonly m: Tensor[];
+  readonly v: Tensor[];
+  /** updates applied so far (AdamW bias correction) */
+  t = 0;
+
+  constructor(private readonly be: Backend, readonly params: Param[], readonly cfg: AdamWConfig) {
+    this.m = params.map((p) => be.alloc(p.shape));
+    this.v = params.map((p) => be.alloc(p.shape));
+  }
+
+  /** Global L2 norm of all gradients and the name of the first non-finite one, if any. */
+  gradNorm(): { norm: number; nonFinite?: string } {
+    let s = 0;
+    for (const p of this.params) {
+      const q = this.be.sumSquares(p.grad);
+      if (!Number.isFinite(q)) return { norm: NaN, nonFinite: p.name };
+      s += q;
+    }
+    return { norm: Math.sqrt(s) };
+  }
+
+  /** One AdamW update with the clip factor for `norm`. */
+  step(lr: number, norm: number): void {
+    this.t++;
+    const scale = clipFactor(norm, this.cfg.gradClip);
+    this.params.forEach((p, i) => this.be.adamw(p.data, p.grad, this.m[i], this.v[i], lr, this.t, this.cfg, p.decay, scale));
+  }
+
+  zeroGrad(): void {
+    for (const p of this.params) this.be.zero(p.grad);
+  }
+}

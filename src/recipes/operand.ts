@@ -1,0 +1,62 @@
+/**
+ * How one GEMM operand is quantized: the unit a recipe hands to a layer. A layer asks for the
+ * operand spec of a role (input X, weight W, gradOutput dY) in a GEMM (fprop, dgrad, wgrad) and
+ * passes it to the backend's quantizer; it never names a format itself.
+ * JSON-serialisable, frozen; `describeOperand` gives the one-line label that runs print.
+ */
+
+export type Role = "input" | "weight" | "gradOutput";
+export type GemmName = "fprop" | "dgrad" | "wgrad";
+export type OperandFormat = "bf16" | "fp8" | "nvfp4" | "mxfp4";
+
+export interface RhtSpec {
+  /** transform size, a power of two in 2..128 (16 for NVFP4, 32 for MXFP4) */
+  size: number;
+  /** "fixed": TE's vector (16) or one run-wide seeded vector; "per-tensor": fresh signs per
+   * transform (from the SR stream); "none": plain Hadamard */
+  signs: "fixed" | "per-tensor" | "none";
+}
+
+export interface OperandSpec {
+  format: OperandFormat;
+  /** scale granularity: "1x16" | "16x16" (nvfp4), "1x32" (mxfp4), "1x128" | "128x128" | "tensor" (fp8); none for bf16 */
+  block?: "1x16" | "16x16" | "1x32" | "1x128" | "128x128" | "tensor";
+  rounding: "rtn" | "sr";
+  /** random Hadamard transform along the GEMM's reduction dimension */
+  rht?: RhtSpec;
+  /** fp8 element format */
+  fp8?: "e4m3" | "e5m2";
+  /** mxfp4 scale rule */
+  mxScale?: "floor" | "rceil";
+}
+
+/** Both operands of one GEMM, in TN order: C = A · Bᵀ with K contiguous in both. */
+export interface GemmPlan {
+  a: OperandSpec & { role: Role };
+  b: OperandSpec & { role: Role };
+}
+
+/** The three GEMMs of one linear layer. */
+export interface LinearPlan {
+  fprop: GemmPlan;
+  dgrad: GemmPlan;
+  wgrad: GemmPlan;
+}
+
+export const BF16_OPERAND: OperandSpec = Object.freeze({ format: "bf16", rounding: "rtn" });
+
+/** Short label, e.g. "nvfp4 1x16 SR RHT16". */
+export function describeOperand(s: OperandSpec): string {
+  const parts: string[] = [s.format === "fp8" ? `fp8-${s.fp8 ?? "e4m3"}` : s.format];
+  if (s.block) parts.push(s.block);
+  if (s.format === "mxfp4" && s.mxScale === "rceil") parts.push("rceil");
+  if (s.format !== "bf16") parts.push(s.rounding.toUpperCase());
+  if (s.rht) parts.push(`RHT${s.rht.size}${s.rht.signs === "fixed" ? "" : `(${s.rht.signs})`}`);
+  return parts.join(" ");
+}
+
+/** "A × B" label of a GEMM. */
+export function describeGemm(g: GemmPlan): string {
+  const a = describeOperand(g.a), b = describeOperand(g.b);
+  return a === "bf16" && b === "bf16" ? "bf16" : `${a} × ${b}`;
+}
