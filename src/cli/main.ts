@@ -5,10 +5,19 @@
 import { readFileSync } from "node:fs";
 import { Fp4lmError } from "../errors.ts";
 import { QUANTIZE_HELP, quantizeCommand } from "./quantize-command.ts";
+import { PREPARE_HELP, prepareCommand } from "./prepare-command.ts";
+import { TRAIN_HELP, trainCommand } from "./train-command.ts";
+import { QUICKSTART_HELP, quickstartCommand } from "./quickstart-command.ts";
 
 const HELP = `fp4lm: pretrain language models in NVFP4 (4-bit), with BF16, FP8 and MXFP4 baselines
 
 Usage:
+${QUICKSTART_HELP}
+
+${TRAIN_HELP}
+
+${PREPARE_HELP}
+
 ${QUANTIZE_HELP}
 fp4lm --version
 fp4lm help`;
@@ -24,10 +33,13 @@ export async function main(argv: string[]): Promise<number> {
   try {
     switch (cmd) {
       case "quantize": return quantizeCommand(rest);
+      case "train": return trainCommand(rest);
+      case "quickstart": return await quickstartCommand(rest);
+      case "prepare": return prepareCommand(rest);
       case "--version": case "-v": console.log(version()); return 0;
       case undefined: case "help": case "--help": case "-h": console.log(HELP); return 0;
       default:
-        console.error(`fp4lm: unknown command '${cmd}'. Commands: quantize. Try fp4lm help.`);
+        console.error(`fp4lm: unknown command '${cmd}'. Commands: quickstart, train, prepare, quantize. Try fp4lm help.`);
         return 2;
     }
   } catch (e) {

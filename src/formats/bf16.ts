@@ -57,12 +57,32 @@ export function fromBf16Bits(b: Uint16Array): Float32Array {
 
 const BF16_MIN_NORMAL_EXP = -126;
 const BF16_MAX = bf16BitsToF32(0x7f7f);
+const f64 = new Float64Array(1);
+const w64 = new Uint32Array(f64.buffer); // [low word, high word] on little-endian hosts
 
 /**
- * Round a binary64 value to BF16 once (no intermediate fp32 rounding, which could double-round).
- * Gradual underflow (quantum 2^-133 below 2^-126); overflow → ±inf.
+ * Round a binary64 value to BF16 once, on its bits: keep 7 of the 52 mantissa bits, ties to
+ * even. Values outside BF16's normal range take the exact path below.
  */
 export function roundF64ToBf16(v: number): number {
+  f64[0] = v;
+  const hi = w64[1], lo = w64[0];
+  const e = (hi >>> 20) & 0x7ff;
+  // normal BF16 range with room for a carry: 2^-126 ≤ |v| < 2^127
+  if (e < 1023 - 126 || e > 1023 + 126) return roundF64ToBf16Exact(v);
+  const rem = hi & 0x1fff;
+  const up = rem > 0x1000 || (rem === 0x1000 && (lo !== 0 || (hi & 0x2000) !== 0));
+  w64[1] = ((hi & ~0x1fff) + (up ? 0x2000 : 0)) >>> 0;
+  w64[0] = 0;
+  return f64[0];
+}
+
+/**
+ * The plain twin of roundF64ToBf16: round a binary64 value to BF16 once (no intermediate fp32
+ * rounding, which could double-round), by scaling to an integer. Gradual underflow (quantum
+ * 2^-133 below 2^-126); overflow → ±inf.
+ */
+export function roundF64ToBf16Exact(v: number): number {
   if (v === 0 || v !== v || !Number.isFinite(v)) return v !== v ? NaN : v;
   const a = Math.abs(v);
   const e = Math.max(exponentOf(a), BF16_MIN_NORMAL_EXP);

@@ -7,7 +7,7 @@
 
 export type Role = "input" | "weight" | "gradOutput";
 export type GemmName = "fprop" | "dgrad" | "wgrad";
-export type OperandFormat = "bf16" | "fp8" | "nvfp4" | "mxfp4";
+export type OperandFormat = "fp32" | "bf16" | "fp8" | "nvfp4" | "mxfp4";
 
 export interface RhtSpec {
   /** transform size, a power of two in 2..128 (16 for NVFP4, 32 for MXFP4) */
@@ -44,13 +44,15 @@ export interface LinearPlan {
 }
 
 export const BF16_OPERAND: OperandSpec = Object.freeze({ format: "bf16", rounding: "rtn" });
+/** No rounding at all: the fp32 recipe, an exact reference for gradient checks. */
+export const FP32_OPERAND: OperandSpec = Object.freeze({ format: "fp32", rounding: "rtn" });
 
 /** Short label, e.g. "nvfp4 1x16 SR RHT16". */
 export function describeOperand(s: OperandSpec): string {
   const parts: string[] = [s.format === "fp8" ? `fp8-${s.fp8 ?? "e4m3"}` : s.format];
   if (s.block) parts.push(s.block);
   if (s.format === "mxfp4" && s.mxScale === "rceil") parts.push("rceil");
-  if (s.format !== "bf16") parts.push(s.rounding.toUpperCase());
+  if (s.format !== "bf16" && s.format !== "fp32") parts.push(s.rounding.toUpperCase());
   if (s.rht) parts.push(`RHT${s.rht.size}${s.rht.signs === "fixed" ? "" : `(${s.rht.signs})`}`);
   return parts.join(" ");
 }
@@ -58,5 +60,5 @@ export function describeOperand(s: OperandSpec): string {
 /** "A × B" label of a GEMM. */
 export function describeGemm(g: GemmPlan): string {
   const a = describeOperand(g.a), b = describeOperand(g.b);
-  return a === "bf16" && b === "bf16" ? "bf16" : `${a} × ${b}`;
+  return a === b && (a === "bf16" || a === "fp32") ? a : `${a} × ${b}`;
 }

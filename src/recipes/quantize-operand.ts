@@ -64,6 +64,8 @@ export function quantizeOperand(
   const tensorId = mixIds(stream.gemmId, stream.slot + 1);
   const rht: RhtOptions | undefined = spec.rht ? { size: spec.rht.size, signs: rhtSigns(spec.rht, stream) } : undefined;
   switch (spec.format) {
+    case "fp32":
+      return { values: transpose ? src : Float32Array.from(src), rows: r, cols: c, spec };
     case "bf16": {
       const values = transpose ? src : Float32Array.from(src);
       return { values: roundBf16InPlace(values), rows: r, cols: c, spec };

@@ -89,7 +89,7 @@ test("validation lists every problem at once", () => {
   const e = (() => { try { validateRecipe(r); } catch (x) { return x as Error; } })();
   assert.ok(e instanceof RecipeError);
   for (const want of [/unknown recipe field 'extra'/, /rht\.gemms/, /rht\.size must be a power of two/, /tile2d .* nvfp4 only, not mxfp4/]) assert.match(e.message, want);
-  assert.throws(() => recipeByName("fp4"), /unknown recipe 'fp4'; choose from bf16, fp8, nvfp4, mxfp4/);
+  assert.throws(() => recipeByName("fp4"), /unknown recipe 'fp4'; choose from fp32, bf16, fp8, nvfp4, mxfp4/);
 });
 
 test("recipes are frozen JSON that round-trips", () => {

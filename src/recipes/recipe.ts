@@ -7,15 +7,15 @@
  * switches reproduce). Not a quantizer: formats live in quant/, layers in nn/.
  */
 import { Fp4lmError } from "../errors.ts";
-import { BF16_OPERAND, type GemmName, type LinearPlan, type OperandSpec, type Role } from "./operand.ts";
+import { BF16_OPERAND, FP32_OPERAND, type GemmName, type LinearPlan, type OperandSpec, type Role } from "./operand.ts";
 
-export type RecipeName = "bf16" | "fp8" | "nvfp4" | "mxfp4";
+export type RecipeName = "fp32" | "bf16" | "fp8" | "nvfp4" | "mxfp4";
 
 export interface RecipeConfig {
   /** the preset this recipe started from */
   name: RecipeName;
   /** the low-precision format of quantized linear layers */
-  format: "bf16" | "fp8" | "nvfp4" | "mxfp4";
+  format: "fp32" | "bf16" | "fp8" | "nvfp4" | "mxfp4";
   /** stochastic rounding per tensor role (paper: gradients only) */
   sr: { gradients: boolean; activations: boolean; weights: boolean };
   /** random Hadamard transform: on which GEMMs (paper: wgrad), size, sign choice */
@@ -50,6 +50,8 @@ const BASE: Omit<RecipeConfig, "name" | "format"> = {
 
 /** The named presets. */
 export const RECIPES: Record<RecipeName, RecipeConfig> = {
+  // no rounding anywhere: the exact reference (gradient checks, debugging); not a paper baseline
+  fp32: { ...BASE, name: "fp32", format: "fp32" },
   bf16: { ...BASE, name: "bf16", format: "bf16" },
   // paper §3.1: E4M3 everywhere, 1x128 activations/gradients, 128x128 weights; first block and last two in BF16
   fp8: { ...BASE, name: "fp8", format: "fp8", bf16First: 1, bf16Last: 2 },
@@ -84,7 +86,7 @@ export function validateRecipe(r: RecipeConfig): RecipeConfig {
   const known = new Set(Object.keys(RECIPES.nvfp4));
   for (const k of Object.keys(r)) if (!known.has(k)) errs.push(`unknown recipe field '${k}' (known: ${[...known].join(", ")})`);
   if (!(r.name in RECIPES)) errs.push(`name must be one of ${Object.keys(RECIPES).join(", ")}, got ${JSON.stringify(r.name)}`);
-  if (!["bf16", "fp8", "nvfp4", "mxfp4"].includes(r.format)) errs.push(`format must be bf16, fp8, nvfp4 or mxfp4, got ${JSON.stringify(r.format)}`);
+  if (!["fp32", "bf16", "fp8", "nvfp4", "mxfp4"].includes(r.format)) errs.push(`format must be fp32, bf16, fp8, nvfp4 or mxfp4, got ${JSON.stringify(r.format)}`);
   for (const k of ["gradients", "activations", "weights"] as const) {
     if (typeof r.sr?.[k] !== "boolean") errs.push(`sr.${k} must be true or false`);
   }
@@ -167,6 +169,7 @@ const ALL_BF16: LinearPlan = deepFreeze({
 
 /** Why a layer runs entirely in BF16, or undefined when it is quantized. */
 export function bf16Reason(r: RecipeConfig, site: LayerSite): string | undefined {
+  if (r.format === "fp32") return "recipe fp32 (no rounding)";
   if (site.block < 0) return "output head (never quantized)";
   if (r.format === "bf16") return "recipe bf16";
   if (site.block < r.bf16First) return `first ${r.bf16First} block(s) in BF16`;
@@ -191,6 +194,8 @@ function operandSpec(r: RecipeConfig, gemm: GemmName, role: Role, weight1d: bool
       return { format: "fp8", block: role === "weight" ? r.fp8.weightBlock : r.fp8.activationBlock, rounding: "rtn", fp8: r.fp8.element };
     case "bf16":
       return BF16_OPERAND;
+    case "fp32":
+      return FP32_OPERAND;
   }
 }
 
@@ -199,7 +204,14 @@ function operandSpec(r: RecipeConfig, gemm: GemmName, role: Role, weight1d: bool
  * Fprop Y = X·Wᵀ (a = X, b = W); Dgrad dX = dY·W (a = dY, b = Wᵀ); Wgrad dW = dYᵀ·X (a = dYᵀ,
  * b = Xᵀ, the reduction over tokens).
  */
+const ALL_FP32: LinearPlan = deepFreeze({
+  fprop: { a: { ...FP32_OPERAND, role: "input" }, b: { ...FP32_OPERAND, role: "weight" } },
+  dgrad: { a: { ...FP32_OPERAND, role: "gradOutput" }, b: { ...FP32_OPERAND, role: "weight" } },
+  wgrad: { a: { ...FP32_OPERAND, role: "gradOutput" }, b: { ...FP32_OPERAND, role: "input" } },
+});
+
 export function planLinear(r: RecipeConfig, site: LayerSite, progress: Progress): LinearPlan {
+  if (r.format === "fp32") return ALL_FP32;
   if (bf16Reason(r, site)) return ALL_BF16;
   const sw = switchActive(r, progress) ? r.precisionSwitch.passes : undefined;
   const fwdBf16 = sw === "forward" || sw === "both";

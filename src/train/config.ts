@@ -47,6 +47,8 @@ export interface TrainConfig {
   overwrite: boolean;
   /** progress display: "auto" = a live bar on a terminal, plain lines otherwise */
   log: "auto" | "plain" | "quiet";
+  /** plain logs: a line every N steps */
+  logEvery: number;
 }
 
 export function defaultConfig(): TrainConfig {
@@ -70,6 +72,7 @@ export function defaultConfig(): TrainConfig {
     resume: false,
     overwrite: false,
     log: "auto",
+    logEvery: 10,
   };
 }
 
@@ -170,6 +173,10 @@ export function buildConfig(overrides: string[], file?: string): TrainConfig {
   const posInt = (v: number) => Number.isInteger(v) && v > 0;
   if (!posInt(c.batchSize)) errs.push(`batchSize must be a positive integer, got ${c.batchSize}`);
   if (!posInt(c.gradAccum)) errs.push(`gradAccum must be a positive integer, got ${c.gradAccum}`);
+  if (!posInt(c.logEvery)) errs.push(`logEvery must be a positive integer, got ${c.logEvery}`);
+  if (!posInt(c.evalEvery)) errs.push(`evalEvery must be a positive integer, got ${c.evalEvery}`);
+  if (!posInt(c.evalBatches)) errs.push(`evalBatches must be a positive integer, got ${c.evalBatches}`);
+  if (!Number.isInteger(c.checkpointEvery) || c.checkpointEvery < 0) errs.push(`checkpointEvery must be 0 (end only) or a positive integer, got ${c.checkpointEvery}`);
   if (!posInt(c.steps)) errs.push(`steps must be a positive integer, got ${c.steps}`);
   if (!(c.schedule.lr > 0)) errs.push(`schedule.lr must be positive, got ${c.schedule.lr}`);
   if (!["wsd", "cosine", "constant"].includes(c.schedule.kind)) errs.push(`schedule.kind must be wsd, cosine or constant`);
@@ -181,7 +188,7 @@ export function buildConfig(overrides: string[], file?: string): TrainConfig {
   if (!/^[\w.-]+$/.test(c.name)) errs.push(`name may hold letters, digits, '.', '_' and '-' only, got '${c.name}'`);
   // the quantized GEMMs block along tokens for Wgrad: B·T must fill whole blocks
   const tokens = c.batchSize * c.model.seqLen;
-  const blockRule: Record<string, number> = { nvfp4: 16, mxfp4: 32, fp8: 1, bf16: 1 };
+  const blockRule: Record<string, number> = { nvfp4: 16, mxfp4: 32, fp8: 1, bf16: 1, fp32: 1 };
   const need = Math.max(blockRule[c.recipe.format] ?? 1, c.recipe.rht.gemms.length ? c.recipe.rht.size : 1);
   if (tokens % need !== 0) errs.push(`batchSize·model.seqLen = ${tokens} tokens must be a multiple of ${need} for recipe ${c.recipe.name} (Wgrad blocks along tokens)`);
   if (c.recipe.format === "nvfp4" || c.recipe.format === "mxfp4") {

@@ -1,0 +1,181 @@
+/**
+ * The CPU backend: plain TypeScript, FP32 storage in SharedArrayBuffer-backed Float32Arrays (so
+ * the GEMM worker threads can read them), the oracle every other backend is tested against.
+ * GEMMs run on the blocked multi-threaded kernel (gemm-pool.ts), deterministic for any thread
+ * count; everything else is the plain ops in ops/. Not fast: it exists to be right and readable.
+ */
+import type { Backend, Tensor, Tokens } from "../backend.ts";
+import type { OperandSpec } from "../../recipes/operand.ts";
+import { operandAlpha, quantizeOperand, type OperandStream, type QuantizedOperand } from "../../recipes/quantize-operand.ts";
+import { adamwUpdate, sumOfSquares, type AdamWConfig } from "../../optim/adamw.ts";
+import { GemmPool } from "./gemm-pool.ts";
+import { attentionBackward, attentionForward } from "./ops/attention.ts";
+import { crossEntropyForwardBackward } from "./ops/cross-entropy.ts";
+import { embeddingBackward, embeddingForward } from "./ops/embedding.ts";
+import { accumulate, addInto } from "./ops/residual.ts";
+import { rmsnormBackward, rmsnormForward } from "./ops/rmsnorm.ts";
+import { ropeBackward, ropeForward, ropeTable, type RopeTable } from "./ops/rope.ts";
+import { sqreluBackward, sqreluForward } from "./ops/sqrelu.ts";
+
+export class CpuTensor implements Tensor {
+  readonly size: number;
+  constructor(readonly shape: readonly number[], readonly data: Float32Array) {
+    this.size = data.length;
+  }
+}
+
+export class CpuTokens implements Tokens {
+  readonly size: number;
+  constructor(readonly shape: readonly number[], readonly data: Int32Array) {
+    this.size = data.length;
+  }
+}
+
+export type CpuOperand = QuantizedOperand;
+
+export interface CpuBackendOptions {
+  /** GEMM worker threads (default: FP4LM_THREADS or all cores) */
+  threads?: number;
+}
+
+const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
+export class CpuBackend implements Backend<CpuTensor, CpuTokens, CpuOperand> {
+  readonly name = "cpu";
+  private readonly pool: GemmPool;
+  private readonly ropeTables = new Map<string, RopeTable>();
+
+  constructor(opts: CpuBackendOptions = {}) {
+    this.pool = GemmPool.create(opts.threads);
+  }
+
+  get threads(): number {
+    return this.pool.threads;
+  }
+
+  alloc(shape: number[]): CpuTensor {
+    return new CpuTensor([...shape], GemmPool.allocShared(numel(shape)));
+  }
+
+  fromArray(data: Float32Array, shape: number[]): CpuTensor {
+    if (data.length !== numel(shape)) throw new RangeError(`fromArray: ${data.length} values for shape [${shape.join(", ")}]`);
+    const t = this.alloc(shape);
+    t.data.set(data);
+    return t;
+  }
+
+  toArray(t: CpuTensor): Float32Array {
+    return Float32Array.from(t.data);
+  }
+
+  tokens(ids: Int32Array, shape: number[]): CpuTokens {
+    if (ids.length !== numel(shape)) throw new RangeError(`tokens: ${ids.length} ids for shape [${shape.join(", ")}]`);
+    return new CpuTokens([...shape], ids);
+  }
+
+  zero(t: CpuTensor): void {
+    t.data.fill(0);
+  }
+
+  copy(dst: CpuTensor, src: CpuTensor): void {
+    dst.data.set(src.data);
+  }
+
+  quantize(x: CpuTensor, rows: number, cols: number, spec: OperandSpec, transpose: boolean, stream: OperandStream, name: string): CpuOperand {
+    // (the GEMM pool copies non-shared operands into its shared scratch)
+    return quantizeOperand(x.data, rows, cols, spec, transpose, stream, name);
+  }
+
+  gemm(c: CpuTensor, a: CpuOperand, b: CpuOperand, accumulate: boolean): void {
+    if (a.cols !== b.cols) throw new RangeError(`gemm: operands disagree on K: A is ${a.rows}x${a.cols}, B is ${b.rows}x${b.cols}`);
+    if (c.size !== a.rows * b.rows) throw new RangeError(`gemm: C has ${c.size} elements, need ${a.rows}x${b.rows}`);
+    this.pool.gemm(a.values, b.values, c.data, {
+      M: a.rows, N: b.rows, K: a.cols, transA: false, transB: true, alpha: operandAlpha(a, b), beta: accumulate ? 1 : 0,
+    });
+  }
+
+  rmsnormForward(out: CpuTensor, rstd: CpuTensor, x: CpuTensor, w: CpuTensor, N: number, C: number, eps: number): void {
+    rmsnormForward(out.data, rstd.data, x.data, w.data, N, C, eps);
+  }
+  rmsnormBackward(dx: CpuTensor, dw: CpuTensor, dout: CpuTensor, x: CpuTensor, w: CpuTensor, rstd: CpuTensor, N: number, C: number): void {
+    rmsnormBackward(dx.data, dw.data, dout.data, x.data, w.data, rstd.data, N, C);
+  }
+
+  private rope(T: number, HS: number, theta: number): RopeTable {
+    const key = `${T}/${HS}/${theta}`;
+    let t = this.ropeTables.get(key);
+    if (!t) this.ropeTables.set(key, (t = ropeTable(T, HS, theta)));
+    return t;
+  }
+  ropeForward(x: CpuTensor, B: number, T: number, NH: number, HS: number, theta: number): void {
+    ropeForward(x.data, x.data, this.rope(T, HS, theta), B, T, NH, HS);
+  }
+  ropeBackward(dx: CpuTensor, B: number, T: number, NH: number, HS: number, theta: number): void {
+    ropeBackward(dx.data, dx.data, this.rope(T, HS, theta), B, T, NH, HS);
+  }
+
+  attentionForward(out: CpuTensor, probs: CpuTensor, q: CpuTensor, k: CpuTensor, v: CpuTensor, B: number, T: number, NH: number, NKV: number, HS: number): void {
+    attentionForward(out.data, probs.data, q.data, k.data, v.data, B, T, NH, NKV, HS);
+  }
+  attentionBackward(dq: CpuTensor, dk: CpuTensor, dv: CpuTensor, dout: CpuTensor, q: CpuTensor, k: CpuTensor, v: CpuTensor, probs: CpuTensor, B: number, T: number, NH: number, NKV: number, HS: number): void {
+    attentionBackward(dq.data, dk.data, dv.data, dout.data, q.data, k.data, v.data, probs.data, B, T, NH, NKV, HS);
+  }
+
+  sqreluForward(out: CpuTensor, x: CpuTensor): void {
+    sqreluForward(out.data, x.data, x.size);
+  }
+  sqreluBackward(dx: CpuTensor, dout: CpuTensor, x: CpuTensor): void {
+    sqreluBackward(dx.data, dout.data, x.data, x.size);
+  }
+
+  embeddingForward(out: CpuTensor, tokens: CpuTokens, table: CpuTensor, V: number, C: number): void {
+    embeddingForward(out.data, tokens.data, table.data, tokens.size, C, V);
+  }
+  embeddingBackward(dtable: CpuTensor, dout: CpuTensor, tokens: CpuTokens, V: number, C: number): void {
+    embeddingBackward(dtable.data, dout.data, tokens.data, tokens.size, C, V);
+  }
+
+  crossEntropy(losses: CpuTensor, dlogits: CpuTensor | null, logits: CpuTensor, targets: CpuTokens, V: number, scale: number): number {
+    return crossEntropyForwardBackward(losses.data, dlogits ? dlogits.data : null, logits.data, targets.data, targets.size, V, scale);
+  }
+
+  add(out: CpuTensor, a: CpuTensor, b: CpuTensor): void {
+    addInto(out.data, a.data, b.data, out.size);
+  }
+  accumulate(dst: CpuTensor, src: CpuTensor): void {
+    accumulate(dst.data, src.data, dst.size);
+  }
+
+  splitColumns(x: CpuTensor, parts: CpuTensor[], rows: number, widths: number[]): void {
+    const W = widths.reduce((a, b) => a + b, 0);
+    for (let r = 0; r < rows; r++) {
+      let off = 0;
+      parts.forEach((p, i) => {
+        p.data.set(x.data.subarray(r * W + off, r * W + off + widths[i]), r * widths[i]);
+        off += widths[i];
+      });
+    }
+  }
+  concatColumns(out: CpuTensor, parts: CpuTensor[], rows: number, widths: number[]): void {
+    const W = widths.reduce((a, b) => a + b, 0);
+    for (let r = 0; r < rows; r++) {
+      let off = 0;
+      parts.forEach((p, i) => {
+        out.data.set(p.data.subarray(r * widths[i], (r + 1) * widths[i]), r * W + off);
+        off += widths[i];
+      });
+    }
+  }
+
+  sumSquares(g: CpuTensor): number {
+    return sumOfSquares(g.data);
+  }
+
+  adamw(param: CpuTensor, grad: CpuTensor, m: CpuTensor, v: CpuTensor, lr: number, t: number, cfg: AdamWConfig, decay: boolean, gradScale: number): void {
+    adamwUpdate(param.data, grad.data, { m: m.data, v: v.data }, lr, t, cfg, decay, gradScale);
+  }
+
+  close(): void {
+    this.pool.close();
+  }
+}

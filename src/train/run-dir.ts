@@ -1,0 +1,121 @@
+/**
+ * A run's folder, `${outDir}/${name}`: `metrics.jsonl`, `config.json`, `precision.json` (what each
+ * GEMM of each layer actually runs in) and `checkpoint.safetensors`. Owns starting, resuming
+ * (with every check that the checkpoint belongs to this config) and checkpointing.
+ */
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Backend } from "../backends/backend.ts";
+import { checkCheckpointMatches, loadCheckpoint, saveCheckpoint, type NamedTensor } from "../checkpoint/checkpoint.ts";
+import { textTable } from "../cli/text-table.ts";
+import { ConfigError } from "../nn/model-config.ts";
+import type { GPT, PrecisionRow } from "../nn/gpt.ts";
+import type { Optimizer } from "../optim/optimizer.ts";
+import type { TrainConfig } from "./config.ts";
+import { MetricsWriter } from "./metrics.ts";
+import type { Progress } from "./progress.ts";
+
+/** What a data loader must offer for checkpoints. */
+export interface ResumableLoader {
+  state(): unknown;
+  restore(state: unknown): void;
+}
+
+/** Config fields that must match for a bit-exact resume. */
+const MUST_MATCH = ["model", "recipe", "data", "batchSize", "gradAccum", "seed", "schedule", "optim", "steps"] as const;
+
+/** The precision table as text. */
+export function describePrecision(rows: PrecisionRow[]): string {
+  return textTable([["layer", "Fprop", "Dgrad", "Wgrad", "why"], ...rows.map((r) => [r.layer, r.fprop, r.dgrad, r.wgrad, r.why])]);
+}
+
+export class RunDir {
+  readonly metrics: MetricsWriter;
+  readonly checkpointPath: string;
+
+  private constructor(readonly dir: string, readonly cfg: TrainConfig, readonly log: (s: string) => void) {
+    this.metrics = new MetricsWriter(join(dir, "metrics.jsonl"));
+    this.checkpointPath = join(dir, "checkpoint.safetensors");
+  }
+
+  static open(cfg: TrainConfig): RunDir {
+    const dir = join(cfg.outDir, cfg.name);
+    const quiet = cfg.log === "quiet";
+    const log = (s: string) => { if (!quiet) process.stdout.write(s + "\n"); };
+    if (existsSync(join(dir, "metrics.jsonl")) && !cfg.resume) {
+      if (!cfg.overwrite) {
+        throw new ConfigError(`${dir} already holds a run; pass --resume to continue it, --overwrite to replace it, or --name=OTHER to start another`);
+      }
+      rmSync(dir, { recursive: true, force: true });
+    }
+    if (cfg.resume && !existsSync(join(dir, "checkpoint.safetensors"))) {
+      throw new ConfigError(`--resume: ${dir} has no checkpoint.safetensors to resume from`);
+    }
+    mkdirSync(dir, { recursive: true });
+    return new RunDir(dir, cfg, log);
+  }
+
+  /** Load the checkpoint into model, optimizer and loader; returns the step to continue from. */
+  restore(model: GPT, opt: Optimizer, loader: ResumableLoader, be: Backend): number {
+    const c = loadCheckpoint(this.checkpointPath);
+    const saved = c.state.config as Record<string, unknown>;
+    const now = this.cfg as unknown as Record<string, unknown>;
+    const diffs = MUST_MATCH.filter((k) => JSON.stringify(saved?.[k]) !== JSON.stringify(now[k]));
+    if (diffs.length) {
+      throw new ConfigError(
+        `${this.checkpointPath} was written with different settings for ${diffs.join(", ")}; a resumed run must use the same config ` +
+          `(the saved one is in ${join(this.dir, "config.json")})`,
+      );
+    }
+    checkCheckpointMatches(this.checkpointPath, c, model.params, true);
+    const byName = (list: NamedTensor[]) => new Map(list.map((t) => [t.name, t.data]));
+    const P = byName(c.params), M = byName(c.m), V = byName(c.v);
+    model.params.forEach((p, i) => {
+      be.copy(p.data, be.fromArray(P.get(p.name)!, p.shape));
+      be.copy(opt.m[i], be.fromArray(M.get(p.name)!, p.shape));
+      be.copy(opt.v[i], be.fromArray(V.get(p.name)!, p.shape));
+    });
+    opt.t = c.state.optimizerT;
+    loader.restore(c.state.loader);
+    this.metrics.write({ type: "resume", step: c.state.step, time: new Date().toISOString() });
+    this.log(`resumed from ${this.checkpointPath} at step ${c.state.step}`);
+    return c.state.step;
+  }
+
+  begin(model: GPT, start: number, nParams: number, backend: string, tokenizer: { toJSON(): object; vocabSize: number }): void {
+    const precision = model.precisionTable();
+    writeFileSync(join(this.dir, "config.json"), JSON.stringify(this.cfg, null, 1) + "\n");
+    writeFileSync(join(this.dir, "precision.json"), JSON.stringify({ step: start, layers: precision }, null, 1) + "\n");
+    if (start === 0) {
+      this.metrics.write({ type: "run", recipe: this.cfg.recipe, config: this.cfg, precision, params: nParams, backend, time: new Date().toISOString() });
+    }
+    const c = this.cfg;
+    this.log(`fp4lm train: ${this.dir}  recipe ${c.recipe.name}  ${(nParams / 1e6).toFixed(2)}M params  backend ${backend}  vocab ${tokenizer.vocabSize}`);
+    this.log(`  model d=${c.model.dModel} L=${c.model.nLayers} heads=${c.model.nHeads}/${c.model.nKvHeads} ff=${c.model.dFF} T=${c.model.seqLen}; ` +
+      `batch ${c.batchSize}x${c.gradAccum}; ${c.steps} steps; lr ${c.schedule.lr} ${c.schedule.kind}`);
+    this.log("precision of every GEMM (also in precision.json):");
+    this.log(describePrecision(precision).replace(/^/gm, "  "));
+  }
+
+  precisionChanged(step: number, model: GPT, progress: Progress): void {
+    const precision = model.precisionTable();
+    this.metrics.write({ type: "switch", step, precision });
+    writeFileSync(join(this.dir, `precision-from-step-${step}.json`), JSON.stringify({ step, layers: precision }, null, 1) + "\n");
+    progress.note(`step ${step}: precision switch (${this.cfg.recipe.precisionSwitch.passes} to BF16):\n${describePrecision(precision).replace(/^/gm, "  ")}`);
+  }
+
+  checkpoint(be: Backend, step: number, model: GPT, opt: Optimizer, loader: ResumableLoader, tokenizer: { toJSON(): object }, info: Record<string, unknown>): void {
+    const named = (p: { name: string; shape: number[] }, t: Parameters<Backend["toArray"]>[0]): NamedTensor => ({ name: p.name, shape: p.shape, data: be.toArray(t) });
+    saveCheckpoint(this.checkpointPath, {
+      state: { version: 1, step, optimizerT: opt.t, config: this.cfg, recipe: this.cfg.recipe, tokenizer: tokenizer.toJSON(), loader: loader.state(), info },
+      params: model.params.map((p) => named(p, p.data)),
+      m: model.params.map((p, i) => named(p, opt.m[i])),
+      v: model.params.map((p, i) => named(p, opt.v[i])),
+    });
+  }
+
+  end(result: { losses: number[]; evals: { step: number; valLoss: number }[]; tokensPerS: number }): void {
+    const last = result.evals[result.evals.length - 1];
+    this.metrics.write({ type: "end", time: new Date().toISOString(), tokens_per_s: result.tokensPerS, final_val_loss: last?.valLoss ?? null });
+  }
+}

@@ -1,0 +1,110 @@
+/**
+ * The training loop, top to bottom: config → data → model → recipe → loop (forward, backward,
+ * clip, step, log, eval, checkpoint). Deterministic: parameters, data order and stochastic
+ * rounding come from counter-based streams keyed by the seed and the step, so a run resumed from
+ * a checkpoint continues bit for bit. Stops on the first NaN/Inf with the step and the layer,
+ * and never writes a checkpoint from a poisoned state.
+ */
+import { createBackend } from "../backends/create-backend.ts";
+import { NonFiniteError } from "../errors.ts";
+import { RunContext } from "../nn/context.ts";
+import { GPT } from "../nn/gpt.ts";
+import { parameterCount } from "../nn/model-config.ts";
+import { Optimizer } from "../optim/optimizer.ts";
+import { learningRate } from "../optim/schedule.ts";
+import { switchActive } from "../recipes/recipe.ts";
+import type { TrainConfig } from "./config.ts";
+import { openTrainingData } from "./data-setup.ts";
+import { Progress } from "./progress.ts";
+import { RunDir, describePrecision } from "./run-dir.ts";
+
+export interface TrainResult {
+  runDir: string;
+  /** mean training loss per step, from step 0 (resumed runs: from the resume point) */
+  losses: number[];
+  evals: { step: number; valLoss: number }[];
+  tokensPerS: number;
+}
+
+export interface TrainHooks {
+  /** stop (as if killed) after this many steps of this invocation; for tests */
+  stopAfter?: number;
+}
+
+/** A run that produced NaN/Inf: names the step and where. */
+export class DivergedError extends NonFiniteError {
+  override name = "DivergedError";
+}
+
+export function train(cfg: TrainConfig, hooks: TrainHooks = {}): TrainResult {
+  const run = RunDir.open(cfg);
+  const data = openTrainingData(cfg, run.log);
+  cfg.model.vocabSize = data.tokenizer.vocabSize;
+  const be = createBackend(cfg);
+  try {
+    const ctx = new RunContext(be, cfg.recipe, cfg.seed);
+    ctx.totalSteps = cfg.steps;
+    const model = new GPT(ctx, cfg.model, cfg.batchSize, cfg.model.seqLen);
+    const opt = new Optimizer(be, model.params, cfg.optim);
+    const start = cfg.resume ? run.restore(model, opt, data.train, be) : 0;
+    run.begin(model, start, parameterCount(cfg.model), be.name, data.tokenizer);
+
+    const progress = new Progress(cfg.log, cfg.logEvery);
+    const B = cfg.batchSize, T = cfg.model.seqLen, tokensPerStep = B * T * cfg.gradAccum;
+    const result: TrainResult = { runDir: run.dir, losses: [], evals: [], tokensPerS: 0 };
+    let elapsed = 0, done = 0;
+    for (let step = start; step < cfg.steps; step++) {
+      if (hooks.stopAfter !== undefined && done === hooks.stopAfter) break;
+      ctx.step = step;
+      ctx.training = true;
+      if (step > start && switchActive(cfg.recipe, { step, totalSteps: cfg.steps }) !== switchActive(cfg.recipe, { step: step - 1, totalSteps: cfg.steps })) {
+        run.precisionChanged(step, model, progress);
+      }
+      const t0 = performance.now();
+      let loss = 0;
+      try {
+        for (let micro = 0; micro < cfg.gradAccum; micro++) {
+          ctx.micro = micro;
+          const b = data.train.next();
+          loss += model.step(be.tokens(b.inputs, [B, T]), be.tokens(b.targets, [B, T]), true, 1 / cfg.gradAccum) / cfg.gradAccum;
+        }
+      } catch (e) {
+        if (e instanceof NonFiniteError) throw new DivergedError(`step ${step}: ${e.message}`, e.index);
+        throw e;
+      }
+      const { norm, nonFinite } = opt.gradNorm();
+      if (!Number.isFinite(loss) || nonFinite) {
+        throw new DivergedError(`step ${step}: ${nonFinite ? `the gradient of ${nonFinite} is not finite` : `the loss is ${loss}`}; stopping without writing a checkpoint`, -1);
+      }
+      const lr = learningRate(cfg.schedule, step, cfg.steps);
+      opt.step(lr, norm);
+      opt.zeroGrad();
+      const ms = performance.now() - t0;
+      elapsed += ms;
+      done++;
+      result.losses.push(loss);
+      const status = { step, steps: cfg.steps, loss, lr, gradNorm: norm, ms, tokensPerS: (tokensPerStep * 1000) / ms };
+      progress.step(status);
+      run.metrics.write({ type: "step", step, loss, lr, grad_norm: norm, ms, tokens_per_s: status.tokensPerS });
+
+      const last = step + 1 === cfg.steps;
+      if ((step + 1) % cfg.evalEvery === 0 || last) {
+        ctx.training = false;
+        const valLoss = data.evaluate((x, y) => model.step(be.tokens(x, [B, T]), be.tokens(y, [B, T]), false));
+        result.evals.push({ step: step + 1, valLoss });
+        run.metrics.write({ type: "eval", step: step + 1, val_loss: valLoss });
+        progress.note(`eval  step ${step + 1}: val_loss ${valLoss.toFixed(4)}`);
+      }
+      if ((cfg.checkpointEvery > 0 && (step + 1) % cfg.checkpointEvery === 0) || last) {
+        run.checkpoint(be, step + 1, model, opt, data.train, data.tokenizer, { loss });
+      }
+    }
+    result.tokensPerS = elapsed > 0 ? (tokensPerStep * done * 1000) / elapsed : 0;
+    run.end(result);
+    return result;
+  } finally {
+    be.close();
+  }
+}
+
+export { describePrecision };
