@@ -8,6 +8,8 @@ import { QUANTIZE_HELP, quantizeCommand } from "./quantize-command.ts";
 import { PREPARE_HELP, prepareCommand } from "./prepare-command.ts";
 import { TRAIN_HELP, trainCommand } from "./train-command.ts";
 import { QUICKSTART_HELP, quickstartCommand } from "./quickstart-command.ts";
+import { EVAL_HELP, evalCommand } from "./eval-command.ts";
+import { SAMPLE_HELP, sampleCommand } from "./sample-command.ts";
 
 const HELP = `fp4lm: pretrain language models in NVFP4 (4-bit), with BF16, FP8 and MXFP4 baselines
 
@@ -15,6 +17,10 @@ Usage:
 ${QUICKSTART_HELP}
 
 ${TRAIN_HELP}
+
+${EVAL_HELP}
+
+${SAMPLE_HELP}
 
 ${PREPARE_HELP}
 
@@ -36,10 +42,12 @@ export async function main(argv: string[]): Promise<number> {
       case "train": return trainCommand(rest);
       case "quickstart": return await quickstartCommand(rest);
       case "prepare": return prepareCommand(rest);
+      case "eval": return evalCommand(rest);
+      case "sample": return sampleCommand(rest);
       case "--version": case "-v": console.log(version()); return 0;
       case undefined: case "help": case "--help": case "-h": console.log(HELP); return 0;
       default:
-        console.error(`fp4lm: unknown command '${cmd}'. Commands: quickstart, train, prepare, quantize. Try fp4lm help.`);
+        console.error(`fp4lm: unknown command '${cmd}'. Commands: quickstart, train, eval, sample, prepare, quantize. Try fp4lm help.`);
         return 2;
     }
   } catch (e) {

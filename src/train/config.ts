@@ -88,6 +88,9 @@ function parseValue(raw: string, like: unknown): Json {
   }
 }
 
+/** Fields whose type is a union: an override may switch between these types. */
+const UNION_FIELDS: Record<string, string[]> = { "recipe.bf16Last": ["number", "string"] };
+
 /** Set a dotted path in an object, recording problems instead of throwing. */
 function setPath(obj: Record<string, unknown>, path: string, raw: string, errs: string[]): void {
   const keys = path.split(".");
@@ -109,7 +112,8 @@ function setPath(obj: Record<string, unknown>, path: string, raw: string, errs: 
   const v = parseValue(raw, old);
   const typeOf = (x: unknown) => (x === null ? "null" : Array.isArray(x) ? "list" : typeof x);
   // null-able fields (precisionSwitch.atStep) accept numbers; others keep their type
-  if (old !== null && v !== null && typeOf(old) !== typeOf(v)) {
+  const allowed = UNION_FIELDS[path] ?? [typeOf(old)];
+  if (old !== null && v !== null && !allowed.includes(typeOf(v))) {
     errs.push(`setting '${path}' must be a ${typeOf(old)}, got ${JSON.stringify(raw)}`);
     return;
   }
