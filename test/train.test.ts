@@ -180,3 +180,15 @@ test("config: every problem is listed before any work starts", () => {
   assert.throws(() => buildConfig(["recipe=nvfp4", "model.dModel=40", "model.nHeads=4", "model.nKvHeads=2"]), /model\.dModel = 40 must be a multiple of 16 for nvfp4/);
   assert.throws(() => buildConfig(["recipe=fp4"]), /unknown recipe 'fp4'/);
 });
+
+test("gradient accumulation: B=1 × 2 micro-batches trains like B=2 (fp32 recipe, same windows)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "fp4lm-accum-"));
+  try {
+    const a = train(tinyConfig(dir, ["name=a", "recipe=fp32", "steps=4", "batchSize=2", "gradAccum=1"]));
+    const b = train(tinyConfig(dir, ["name=b", "recipe=fp32", "steps=4", "batchSize=1", "gradAccum=2", "evalBatches=4"]));
+    a.losses.forEach((l, i) => assert.ok(Math.abs(l - b.losses[i]) < 1e-5 * l, `step ${i}: ${l} vs ${b.losses[i]}`));
+    assert.ok(a.losses[3] < a.losses[0], "the loss goes down");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
