@@ -1,6 +1,5 @@
 /**
- * fp4lm's public surface. Quantizers first (what the paper's recipe is made of); training comes
- * in later modules. Everything here runs on the CPU in plain TypeScript and is the oracle the
+ * fp4lm's public surface: quantizers first (what the paper's recipe is made of), then training. Everything here runs on the CPU in plain TypeScript and is the oracle the
  * CUDA backend is tested against.
  *
  * @example
@@ -41,5 +40,22 @@ export { f32ToBf16Bits, bf16BitsToF32, roundBf16 } from "./formats/bf16.ts";
 /** Files. */
 export { readSafetensors, writeSafetensors, type TensorEntry, type SafetensorsFile } from "./io/safetensors.ts";
 export { readNpy } from "./io/npy.ts";
+/** Training: config, the loop, recipes, the model and the CPU backend. */
+export { buildConfig, defaultConfig, type TrainConfig } from "./train/config.ts";
+export { train, DivergedError, type TrainResult } from "./train/train.ts";
+export { readMetrics } from "./train/metrics.ts";
+export { RECIPES, recipeByName, validateRecipe, planLinear, type RecipeConfig, type RecipeName } from "./recipes/recipe.ts";
+export { describeGemm, type OperandSpec, type LinearPlan } from "./recipes/operand.ts";
+export { GPT } from "./nn/gpt.ts";
+export { RunContext } from "./nn/context.ts";
+export { MODEL_PRESETS, type ModelConfig } from "./nn/model-config.ts";
+export { CpuBackend } from "./backends/cpu/cpu-backend.ts";
+export type { Backend, Tensor } from "./backends/backend.ts";
+export { loadCheckpoint, saveCheckpoint } from "./checkpoint/checkpoint.ts";
+/** Data: tokenizers, BPE training, token shards and the loader. */
+export { gpt2Tokenizer, byteTokenizer, bpeTokenizer, loadTokenizer, type Tokenizer } from "./data/tokenizer.ts";
+export { trainBpe } from "./data/bpe-train.ts";
+export { TokenLoader } from "./data/loader.ts";
+export { writeShard, readShard } from "./data/shards.ts";
 /** Error classes (tell them apart with instanceof). */
 export { Fp4lmError, ShapeError, NonFiniteError, FileFormatError, UsageError } from "./errors.ts";

@@ -192,3 +192,19 @@ test("gradient accumulation: B=1 × 2 micro-batches trains like B=2 (fp32 recipe
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("precision switch: announced and recorded at the step it happens, with the new table", () => {
+  const dir = mkdtempSync(join(tmpdir(), "fp4lm-switch-"));
+  try {
+    train(tinyConfig(dir, ["recipe=nvfp4", "recipe.bf16Last=0", "steps=4", "recipe.precisionSwitch.atStep=2", "recipe.precisionSwitch.passes=forward"]));
+    const sw = readMetrics(join(dir, "t", "metrics.jsonl")).filter((l) => l.type === "switch");
+    assert.equal(sw.length, 1);
+    assert.equal(sw[0].step, 2);
+    const row = (sw[0].precision as { layer: string; fprop: string; dgrad: string }[]).find((r) => r.layer === "blocks.0.mlp.fc1")!;
+    assert.equal(row.fprop, "bf16");
+    assert.equal(row.dgrad, "nvfp4 1x16 SR × nvfp4 16x16 RTN");
+    assert.ok(existsSync(join(dir, "t", "precision-from-step-2.json")));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
