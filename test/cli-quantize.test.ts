@@ -9,27 +9,14 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { main } from "../src/cli/main.ts";
+import { runCli } from "./run-cli.ts";
 import { serializeNpy } from "../src/io/npy.ts";
 import { readSafetensors, serializeSafetensors, tensorToFloat32 } from "../src/io/safetensors.ts";
 import { quantizeNVFP4 } from "../src/quant/nvfp4.ts";
 import { quantizeMXFP4 } from "../src/quant/mxfp4.ts";
 import { toHex } from "./vector-files.ts";
 
-/** Run main() in-process, capturing stdout and stderr. */
-async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [], err: string[] = [];
-  const log = console.log, error = console.error, write = process.stdout.write;
-  console.log = (...a: unknown[]) => void out.push(a.join(" "));
-  console.error = (...a: unknown[]) => void err.push(a.join(" "));
-  process.stdout.write = ((s: string) => (out.push(String(s)), true)) as typeof process.stdout.write;
-  try {
-    const code = await main(args);
-    return { code, out: out.join("\n"), err: err.join("\n") };
-  } finally {
-    console.log = log; console.error = error; process.stdout.write = write;
-  }
-}
+const run = runCli;
 
 function tmp(): string {
   return mkdtempSync(join(tmpdir(), "fp4lm-cli-"));

@@ -8,22 +8,11 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { main } from "../src/cli/main.ts";
+import { runCli } from "./run-cli.ts";
 import { pickToken } from "../src/cli/sample-command.ts";
 import { readMetrics } from "../src/train/metrics.ts";
 
-async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [], err: string[] = [];
-  const log = console.log, error = console.error, write = process.stdout.write;
-  console.log = (...a: unknown[]) => void out.push(a.join(" "));
-  console.error = (...a: unknown[]) => void err.push(a.join(" "));
-  process.stdout.write = ((s: string) => (out.push(String(s)), true)) as typeof process.stdout.write;
-  try {
-    return { code: await main(args), out: out.join("\n"), err: err.join("\n") };
-  } finally {
-    console.log = log; console.error = error; process.stdout.write = write;
-  }
-}
+const run = runCli;
 
 const TINY = ["--data.tokenizer=byte", "--model.dModel=32", "--model.nLayers=2", "--model.nHeads=2", "--model.nKvHeads=1", "--model.dFF=64",
   "--model.seqLen=16", "--batchSize=2", "--evalEvery=3", "--evalBatches=2", "--threads=1", "--log=plain"];

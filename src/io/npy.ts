@@ -11,8 +11,7 @@
  * Spec: numpy/lib/format.py module docstring (NEP 1). Written here because no maintained npm
  * package covers it.
  */
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
-import { constants as bufferConstants } from "node:buffer";
+import { readWholeFile } from "./read-whole-file.ts";
 import { FileFormatError, Fp4lmError, ShapeError } from "../errors.ts";
 import { decodeF16 } from "../formats/f16.ts";
 
@@ -327,32 +326,9 @@ export function parseNpy(bytes: Uint8Array, file: string): NpyArray {
   return { dtype, shape, data: new Uint8Array(bytes.buffer, bytes.byteOffset + start, need), fortranOrder: false };
 }
 
-/** Reads a whole file, past readFileSync's 2 GiB limit (token arrays easily exceed it). */
-function readWholeFile(path: string): Uint8Array {
-  const fd = openSync(path, "r");
-  try {
-    const size = fstatSync(fd).size;
-    if (size > bufferConstants.MAX_LENGTH)
-      throw new FileFormatError(
-        path,
-        `file is ${size} bytes, more than the ${bufferConstants.MAX_LENGTH} one in-memory buffer can hold; split the array over several files`,
-      );
-    const out = new Uint8Array(size);
-    let pos = 0;
-    while (pos < size) {
-      const got = readSync(fd, out, pos, Math.min(size - pos, 1 << 30), pos);
-      if (got === 0) break;
-      pos += got;
-    }
-    if (pos !== size) throw new FileFormatError(path, `file shrank from ${size} to ${pos} bytes while being read`);
-    return out;
-  } finally {
-    closeSync(fd);
-  }
-}
 
 export function readNpy(path: string): NpyArray {
-  return parseNpy(readWholeFile(path), path);
+  return parseNpy(readWholeFile(path, "split the array over several files"), path);
 }
 
 /**

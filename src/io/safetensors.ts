@@ -11,9 +11,9 @@
  * Spec: https://github.com/huggingface/safetensors (README "Format"; validation rules from
  * safetensors/src/tensor.rs). Written here because no maintained npm package covers it.
  */
-import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, unlinkSync, writeSync } from "node:fs";
-import { constants as bufferConstants } from "node:buffer";
+import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
+import { readWholeFile } from "./read-whole-file.ts";
 import { FileFormatError, Fp4lmError, ShapeError } from "../errors.ts";
 import { decodeF16 } from "../formats/f16.ts";
 import { bf16BitsToF32 } from "../formats/bf16.ts";
@@ -247,32 +247,9 @@ function parseMetadata(file: string, v: unknown): Record<string, string> {
   return Object.fromEntries(out);
 }
 
-/** Reads a whole file, past readFileSync's 2 GiB limit (sharded checkpoints are often ~5 GB). */
-function readWholeFile(path: string): Uint8Array {
-  const fd = openSync(path, "r");
-  try {
-    const size = fstatSync(fd).size;
-    if (size > bufferConstants.MAX_LENGTH)
-      throw new FileFormatError(
-        path,
-        `file is ${fmtBytes(size)}, more than the ${fmtBytes(bufferConstants.MAX_LENGTH)} one in-memory buffer can hold; save the checkpoint in smaller shards`,
-      );
-    const out = new Uint8Array(size);
-    let pos = 0;
-    while (pos < size) {
-      const got = readSync(fd, out, pos, Math.min(size - pos, 1 << 30), pos);
-      if (got === 0) break;
-      pos += got;
-    }
-    if (pos !== size) throw new FileFormatError(path, `file shrank from ${size} to ${pos} bytes while being read`);
-    return out;
-  } finally {
-    closeSync(fd);
-  }
-}
 
 export function readSafetensors(path: string): SafetensorsFile {
-  return parseSafetensors(readWholeFile(path), path);
+  return parseSafetensors(readWholeFile(path, "save the checkpoint in smaller shards"), path);
 }
 
 /**

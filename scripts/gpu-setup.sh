@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# On the offline GPU machine: unpack what scripts/gpu-bundle.sh packed (node into .gpu/bin,
+# node_modules into the repo root) and check the CUDA libraries are visible. Idempotent.
+# Usage: source scripts/gpu-setup.sh   (puts node on PATH)
+set -e
+_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+mkdir -p "$_root/.gpu/bin"
+if [ ! -x "$_root/.gpu/bin/node" ]; then
+  xz -dc "$_root/.gpu/node.xz" > "$_root/.gpu/bin/node" && chmod +x "$_root/.gpu/bin/node"
+fi
+if [ ! -d "$_root/node_modules/koffi" ]; then
+  (cd "$_root" && xz -dc .gpu/node_modules.tar.xz | tar -xf -)
+fi
+export PATH="$_root/.gpu/bin:$PATH"
+echo "node $(node --version) at $(command -v node); koffi $(node -e 'console.log(require("koffi").version)' 2>/dev/null || echo MISSING)"
