@@ -1,0 +1,118 @@
+/**
+ * Softmax cross-entropy, forward and backward fused (as llm.c's crossentropy_softmax_backward):
+ * the twin of backends/cpu/ops/cross-entropy.ts. loss_n = logsumexp(logits_n) − logits_n[target],
+ * dlogits_n = (softmax(logits_n) − onehot)·scale. One block per row reads the row twice: an online
+ * (max, sum) pass (Milakov & Gimelshein 2018, arXiv 1805.02867), then the dlogits pass. Row
+ * statistics are fp32, combined in a fixed tree; the mean loss is summed in float64 by a
+ * deterministic two-kernel reduction. Not included: label smoothing, ignore-index, z-loss,
+ * chunked-vocabulary variants, the LM head GEMM.
+ *
+ * Gradient convention: dlogits is OVERWRITTEN. A target outside [0, V) sets *err to the first bad
+ * row (atomicMin; host sets INT_MAX before) and writes loss NaN for that row, leaving its dlogits
+ * row untouched; other rows are computed (the oracle writes nothing on a bad batch; the host
+ * throws before anyone reads them).
+ */
+#include "ops-common.cuh"
+
+/** (m, s) ⊕ (m2, s2): the online-softmax merge; an empty side (m = −inf) contributes nothing. */
+__device__ __forceinline__ void softmax_merge(float& m, float& s, float m2, float s2) {
+  if (m2 == neg_inf_f32()) return;
+  if (m == neg_inf_f32()) {
+    m = m2;
+    s = s2;
+    return;
+  }
+  const float M = fmaxf(m, m2);
+  s = s * expf(m - M) + s2 * expf(m2 - M);
+  m = M;
+}
+
+template <typename T>
+__device__ __forceinline__ void cross_entropy_impl(float* losses, T* dlogits, const T* logits, const int* targets, int N, int V, float scale, int* err) {
+  __shared__ float redM[32], redS[32];
+  const int n = blockIdx.x;
+  if (n >= N) return;
+  const int tid = threadIdx.x, nt = blockDim.x, lane = tid & 31, warp = tid >> 5;
+  const int tgt = targets[n];
+  if (tgt < 0 || tgt >= V) {  // uniform over the block
+    if (tid == 0) {
+      atomicMin(err, n);
+      losses[n] = __int_as_float(0x7fc00000);
+    }
+    return;
+  }
+  const T* row = logits + (long long)n * V;
+  const float xt = act_load(row + tgt);  // read before any thread writes dlogits (may alias logits)
+  float m = neg_inf_f32(), s = 0.0f;
+  for (int i = tid; i < V; i += nt) {
+    const float x = act_load(row + i);
+    if (x > m) {
+      s = s * expf(m - x) + 1.0f;  // expf(−inf) = 0 on the first element
+      m = x;
+    } else {
+      s += expf(x - m);
+    }
+  }
+  for (int o = 16; o > 0; o >>= 1) {
+    const float m2 = __shfl_xor_sync(FP4LM_FULL_MASK, m, o), s2 = __shfl_xor_sync(FP4LM_FULL_MASK, s, o);
+    softmax_merge(m, s, m2, s2);
+  }
+  if (lane == 0) {
+    redM[warp] = m;
+    redS[warp] = s;
+  }
+  __syncthreads();
+  m = neg_inf_f32();
+  s = 0.0f;
+  const int nwarps = nt >> 5;
+  for (int w = 0; w < nwarps; w++) softmax_merge(m, s, redM[w], redS[w]);  // same order in every thread
+  if (tid == 0) losses[n] = m + logf(s) - xt;
+  if (dlogits == nullptr) return;
+  const float inv = 1.0f / s;
+  T* drow = dlogits + (long long)n * V;
+  for (int i = tid; i < V; i += nt) {
+    const float p = expf(act_load(row + i) - m) * inv;
+    act_store(drow + i, (p - (i == tgt ? 1.0f : 0.0f)) * scale);
+  }
+}
+
+/**
+ * cross_entropy_forward_backward(float* losses, float* dlogits, const float* logits, const int* targets,
+ *                                int N, int V, float scale, int* err)
+ *   losses (N) and, unless dlogits is null, dlogits (N,V) ← logits (N,V), targets (N).
+ *   scale = d(objective)/d(loss_n) (1/N, or lossScale/N with accumulation). dlogits may alias logits.
+ *   grid: N; block: 1024 (multiple of 32 ≤ 1024); shared: 256 bytes static.
+ *   Then cross_entropy_mean_partials + cross_entropy_mean_final for the mean loss.
+ */
+extern "C" __global__ void cross_entropy_forward_backward(float* losses, float* dlogits, const float* logits, const int* targets, int N, int V, float scale, int* err) {
+  cross_entropy_impl<float>(losses, dlogits, logits, targets, N, V, scale, err);
+}
+
+/**
+ * cross_entropy_mean_partials(double* partials, const float* losses, int N)
+ *   partials[b] = Σ of losses[b·R .. min(N, (b+1)·R)) in float64, R = ceil(N / gridDim.x).
+ *   grid: P (host's choice, a function of N alone, e.g. min(ceil(N/1024), 256)); block: 256;
+ *   shared: 256 bytes static. Scratch the host allocates: partials, P float64.
+ */
+extern "C" __global__ void cross_entropy_mean_partials(double* partials, const float* losses, int N) {
+  __shared__ double red[32];
+  const int R = (N + gridDim.x - 1) / gridDim.x;
+  const int r0 = blockIdx.x * R, r1 = min(N, r0 + R);
+  double s = 0.0;
+  for (int i = r0 + threadIdx.x; i < r1; i += blockDim.x) s += (double)losses[i];
+  s = block_sum_f64(s, red);
+  if (threadIdx.x == 0) partials[blockIdx.x] = s;
+}
+
+/**
+ * cross_entropy_mean_final(double* mean, const double* partials, int P, int N)
+ *   *mean = (Σ_b partials[b]) / N (0 when N = 0), float64; the host reads 8 bytes.
+ *   grid: 1; block: 256; shared: 256 bytes static.
+ */
+extern "C" __global__ void cross_entropy_mean_final(double* mean, const double* partials, int P, int N) {
+  __shared__ double red[32];
+  double s = 0.0;
+  for (int b = threadIdx.x; b < P; b += blockDim.x) s += partials[b];
+  s = block_sum_f64(s, red);
+  if (threadIdx.x == 0) *mean = N > 0 ? s / (double)N : 0.0;
+}

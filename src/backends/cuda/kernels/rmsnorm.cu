@@ -1,0 +1,99 @@
+/**
+ * RMSNorm forward and backward on the GPU: the twin of backends/cpu/ops/rmsnorm.ts (the oracle).
+ * out = x · rstd · weight, rstd = 1 / sqrt(mean(x²) + eps) per row (Hugging Face LlamaRMSNorm;
+ * Zhang & Sennrich 2019, arXiv 1910.07467). Row sums are fp32 (fixed-order warp/block trees);
+ * dweight's sum over rows is float64, like the oracle's, because it runs over B·T rows and
+ * cancels. Not fused with the residual add or the next GEMM's quantizer (later work).
+ * Activations are a template type T (float now, bf16 later); weight, rstd, dweight stay fp32.
+ *
+ * Gradient convention (backend.ts): dx is OVERWRITTEN, dweight is ACCUMULATED (+=). dweight is
+ * made in two deterministic passes: rmsnorm_backward writes one float64 partial row per block,
+ * rmsnorm_dweight_reduce adds the partials in block order and then adds the total to dweight.
+ */
+#include "ops-common.cuh"
+
+template <typename T>
+__device__ __forceinline__ void rmsnorm_forward_impl(T* out, float* rstd, const T* x, const float* weight, int N, int C, float eps) {
+  const int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  const int lane = threadIdx.x & 31;
+  if (row >= N) return;  // whole warp leaves together
+  const T* xr = x + (long long)row * C;
+  T* outr = out + (long long)row * C;
+  float ss = 0.0f;
+  for (int i = lane; i < C; i += 32) {
+    const float v = act_load(xr + i);
+    ss += v * v;
+  }
+  ss = warp_sum(ss);
+  const float r = 1.0f / sqrtf(ss / (float)C + eps);
+  if (lane == 0) rstd[row] = r;
+  // Each lane rereads exactly the elements it writes, so out may alias x.
+  for (int i = lane; i < C; i += 32) act_store(outr + i, act_load(xr + i) * r * weight[i]);
+}
+
+/**
+ * rmsnorm_forward(float* out, float* rstd, const float* x, const float* weight, int N, int C, float eps)
+ *   out (N,C), rstd (N) ← x (N,C), weight (C). One warp per row.
+ *   grid: ceil(N / (blockDim.x/32)); block: 256 (any multiple of 32 ≤ 1024); shared: none.
+ *   out may alias x.
+ */
+extern "C" __global__ void rmsnorm_forward(float* out, float* rstd, const float* x, const float* weight, int N, int C, float eps) {
+  rmsnorm_forward_impl<float>(out, rstd, x, weight, N, C, eps);
+}
+
+template <typename T>
+__device__ __forceinline__ void rmsnorm_backward_impl(T* dx, double* dweight_partial, const T* dout, const T* x, const float* weight, const float* rstd, int N, int C) {
+  extern __shared__ double dw_sh[];  // (C): column c is owned by thread c % blockDim.x, so no races
+  __shared__ float red[32];
+  const int tid = threadIdx.x, nt = blockDim.x;
+  const int rowsPerBlock = (N + gridDim.x - 1) / gridDim.x;
+  const int r0 = blockIdx.x * rowsPerBlock;
+  const int r1 = min(N, r0 + rowsPerBlock);
+  for (int c = tid; c < C; c += nt) dw_sh[c] = 0.0;
+  for (int row = r0; row < r1; row++) {  // uniform over the block: block_sum's barriers are safe
+    const long long off = (long long)row * C;
+    const float r = rstd[row];
+    float dot = 0.0f;  // Σ dout·w·x
+    for (int c = tid; c < C; c += nt) dot += act_load(dout + off + c) * weight[c] * act_load(x + off + c);
+    dot = block_sum(dot, red);
+    const float k = r * r * dot / (float)C;
+    // Each thread reads and writes only its own columns, so dx may alias dout.
+    for (int c = tid; c < C; c += nt) {
+      const float g = act_load(dout + off + c), xi = act_load(x + off + c);
+      dw_sh[c] += (double)g * (double)xi * (double)r;
+      act_store(dx + off + c, r * (g * weight[c] - xi * k));
+    }
+  }
+  double* part = dweight_partial + (long long)blockIdx.x * C;
+  for (int c = tid; c < C; c += nt) part[c] = dw_sh[c];
+}
+
+/**
+ * rmsnorm_backward(float* dx, double* dweight_partial, const float* dout, const float* x,
+ *                  const float* weight, const float* rstd, int N, int C)
+ *   dx (N,C) = rstd·(dout·w − x·rstd²·mean(dout·w·x))   (OVERWRITTEN)
+ *   dweight_partial (gridDim.x, C) float64: row b = Σ over block b's rows of dout·x·rstd (OVERWRITTEN)
+ *   Block b handles rows [b·R, min(N, (b+1)·R)), R = ceil(N / gridDim.x); a block with no rows
+ *   writes zeros. grid: P blocks, the host's choice (e.g. min(N, 2·SMs)); keep P a function of
+ *   (N, C) alone so results are reproducible. block: 256 (multiple of 32 ≤ 1024).
+ *   shared (dynamic): C·8 bytes (C ≤ 6144 within the default 48 KB; more needs the opt-in attribute).
+ *   Scratch the host allocates: dweight_partial, P·C float64. dx may alias dout.
+ *   Follow with rmsnorm_dweight_reduce(dweight, dweight_partial, P, C).
+ */
+extern "C" __global__ void rmsnorm_backward(float* dx, double* dweight_partial, const float* dout, const float* x, const float* weight, const float* rstd, int N, int C) {
+  rmsnorm_backward_impl<float>(dx, dweight_partial, dout, x, weight, rstd, N, C);
+}
+
+/**
+ * rmsnorm_dweight_reduce(float* dweight, const double* dweight_partial, int P, int C)
+ *   dweight (C) += Σ_{b<P} dweight_partial[b, c]: summed in float64 in order b = 0..P−1 and added
+ *   to dweight in float64, rounded once to fp32 (as the oracle adds its float64 row sum).
+ *   grid: ceil(C / 256); block: 256; shared: none.
+ */
+extern "C" __global__ void rmsnorm_dweight_reduce(float* dweight, const double* dweight_partial, int P, int C) {
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= C) return;
+  double acc = 0.0;
+  for (int b = 0; b < P; b++) acc += dweight_partial[(long long)b * C + c];
+  dweight[c] = (float)((double)dweight[c] + acc);
+}
