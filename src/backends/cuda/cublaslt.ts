@@ -317,7 +317,8 @@ export class CublasLt {
         throw new CudaError(
           `cuBLASLt has no algorithm for this GEMM: ${describe(a)} (heuristic status ${status}, ${returned[0]} results${returned[0] > 0 ? `, state ${state}` : ""}). ` +
             (scaled
-              ? "This cuBLASLt or GPU does not run this block-scaled FP8 GEMM: fall back to per-tensor FP8 or BF16 explicitly."
+              ? "This cuBLASLt or GPU does not run this block-scaled FP8 GEMM (on an H200 with cuBLASLt 13.1: 128x128·128x128 is refused, " +
+                "and a 1x128-scaled operand needs its row count a multiple of 4): fall back to per-tensor FP8 or BF16 explicitly."
               : isFp8(a.typeA) || isFp8(a.typeB)
                 ? "FP8 needs op(A)=T, op(B)=N (TN), k and the leading dimensions multiples of 16, and a GPU with FP8 tensor cores (sm_89+)."
                 : "Check the types, leading dimensions (multiples of 16 bytes) and pointer alignment."),
@@ -389,7 +390,10 @@ const roundUp = (x: number, m: number) => Math.ceil(x / m) * m;
  *            offset = ⌊k/128⌋·ld + r — the scales of one K-block are contiguous over the rows;
  *   128x128: column-major (⌈K/128⌉, ⌈rows/128⌉), leading dimension ⌈K/128⌉ rounded up to 4:
  *            offset = ⌊r/128⌋·ld + ⌊k/128⌋.
- * A value in the operand is code · scale (the scale is the dequantisation factor).
+ * A value in the operand is code · scale (the scale is the dequantisation factor). Checked on an H200
+ * (cuBLASLt 13.1, smoke.gpu.ts) with per-block magnitudes spread over 2^±4, including a padded
+ * 128x128 ld (3 K-blocks → 4) and partial blocks; a 1x128 operand whose rows are not a multiple of 4
+ * is refused by cuBLASLt there, so its padding never applies in practice.
  */
 export function blockScaleLayout(kind: BlockScaleKind, rows: number, K: number): { length: number; ld: number; offset: (r: number, k: number) => number } {
   const kBlocks = Math.ceil(K / 128);
