@@ -118,13 +118,45 @@ extern "C" __global__ void embedding_scatter(int* sorted, int* cursor, const int
   sorted[offsets[id] + atomicAdd(cursor + id, 1)] = t;
 }
 
-/** dtable_row[c] += dout[pos[k], c] for k = 0..n−1 in order, each thread over its own columns. */
+/**
+ * drow[c] += dout[pos[k], c] for k = 0..n−1 in order. Each thread takes up to 4 of its columns at
+ * once and loads 8 rows ahead of the adds (32 loads in flight), without changing the order of the
+ * adds of any one element.
+ */
 template <typename T>
 __device__ __forceinline__ void add_rows_in_order(float* drow, const T* dout, const int* pos, int n, int C) {
-  for (int c = threadIdx.x; c < C; c += blockDim.x) {
-    float a = drow[c];
-    for (int k = 0; k < n; k++) a += act_load(dout + (long long)pos[k] * C + c);
-    drow[c] = a;
+  const int nt = blockDim.x;
+  for (int c0 = threadIdx.x; c0 < C; c0 += 4 * nt) {
+    float a[4];
+    bool on[4];
+#pragma unroll
+    for (int u = 0; u < 4; u++) {
+      on[u] = c0 + u * nt < C;
+      a[u] = on[u] ? drow[c0 + u * nt] : 0.0f;
+    }
+    int k = 0;
+    for (; k + 8 <= n; k += 8) {
+      float x[8][4];
+#pragma unroll
+      for (int r = 0; r < 8; r++) {
+        const T* row = dout + (long long)pos[k + r] * C + c0;
+#pragma unroll
+        for (int u = 0; u < 4; u++) x[r][u] = on[u] ? act_load(row + u * nt) : 0.0f;
+      }
+#pragma unroll
+      for (int r = 0; r < 8; r++)
+#pragma unroll
+        for (int u = 0; u < 4; u++) a[u] += x[r][u];
+    }
+    for (; k < n; k++) {
+      const T* row = dout + (long long)pos[k] * C + c0;
+#pragma unroll
+      for (int u = 0; u < 4; u++)
+        if (on[u]) a[u] += act_load(row + u * nt);
+    }
+#pragma unroll
+    for (int u = 0; u < 4; u++)
+      if (on[u]) drow[c0 + u * nt] = a[u];
   }
 }
 
@@ -161,8 +193,10 @@ __device__ __forceinline__ void embedding_backward_rows_impl(float* dtable, cons
     return;
   }
   // A frequent id: walk all positions in order and compact the matches stably, a block-wide chunk
-  // at a time (ballot + prefix over warps). At most BT / EMB_SORT_CAP blocks take this path.
+  // at a time (ballot + prefix over warps), flushing the collected positions whenever the list
+  // could overflow. At most BT / EMB_SORT_CAP blocks take this path.
   const int lane = tid & 31, warp = tid >> 5, nwarps = nt >> 5;
+  int have = 0;  // positions collected in s[], the same in every thread
   for (int base = 0; base < BT; base += nt) {
     const int t = base + tid;
     const bool match = t < BT && tokens[t] == v;
@@ -174,10 +208,14 @@ __device__ __forceinline__ void embedding_backward_rows_impl(float* dtable, cons
       if (w < warp) off += warpCounts[w];
       total += warpCounts[w];
     }
-    if (match) s[off + __popc(ballot & ((1u << lane) - 1u))] = t;
+    if (match) s[have + off + __popc(ballot & ((1u << lane) - 1u))] = t;
     __syncthreads();
-    if (total > 0) add_rows_in_order(drow, dout, s, total, C);
-    __syncthreads();
+    have += total;
+    if (have > EMB_SORT_CAP - nt || base + nt >= BT) {
+      if (have > 0) add_rows_in_order(drow, dout, s, have, C);
+      have = 0;
+      __syncthreads();
+    }
   }
 }
 
