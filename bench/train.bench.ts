@@ -18,7 +18,7 @@ const rows: { recipe: string; threads: number; tokensPerS: number; msPerStep: nu
 try {
   for (const recipe of ["fp32", "bf16", "fp8", "nvfp4", "mxfp4"]) {
     for (const threads of [1, 2]) {
-      const cfg = buildConfig([`recipe=${recipe}`, `steps=${steps}`, `evalEvery=${steps}`, "evalBatches=1", `threads=${threads}`, "log=quiet", `outDir=${dir}`, `name=${recipe}-${threads}`, "checkpointEvery=0"]);
+      const cfg = buildConfig([`recipe=${recipe}`, `steps=${steps}`, `evalEvery=${steps}`, "evalBatches=1", `threads=${threads}`, "device=cpu", "log=quiet", `outDir=${dir}`, `name=${recipe}-${threads}`, "checkpointEvery=0"]);
       const r = train(cfg);
       rows.push({ recipe, threads, tokensPerS: r.tokensPerS, msPerStep: (cfg.batchSize * cfg.model.seqLen * 1000) / r.tokensPerS });
       process.stderr.write(`  ${recipe} x${threads}: ${Math.round(r.tokensPerS)} tok/s\n`);

@@ -15,7 +15,7 @@ import { readMetrics } from "../src/train/metrics.ts";
 const run = runCli;
 
 const TINY = ["--data.tokenizer=byte", "--model.dModel=32", "--model.nLayers=2", "--model.nHeads=2", "--model.nKvHeads=1", "--model.dFF=64",
-  "--model.seqLen=16", "--batchSize=2", "--evalEvery=3", "--evalBatches=2", "--threads=1", "--log=plain"];
+  "--model.seqLen=16", "--batchSize=2", "--evalEvery=3", "--evalBatches=2", "--threads=1", "--log=plain", "--device=cpu"];
 
 test("train (config file + overrides) → eval → sample; metrics, precision.json and checkpoint written", async () => {
   const dir = mkdtempSync(join(tmpdir(), "fp4lm-cli-train-"));

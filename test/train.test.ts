@@ -101,7 +101,7 @@ function tinyConfig(dir: string, extra: string[] = []) {
   return buildConfig([
     `outDir=${dir}`, "name=t", "log=quiet", "data.tokenizer=byte", "model.dModel=32", "model.nLayers=2", "model.nHeads=2",
     "model.nKvHeads=1", "model.dFF=64", "model.seqLen=16", "batchSize=2", "steps=8", "evalEvery=4", "evalBatches=2",
-    "schedule.warmupSteps=2", "threads=2", ...extra,
+    "schedule.warmupSteps=2", "threads=2", "device=cpu", ...extra,
   ]);
 }
 
@@ -130,7 +130,7 @@ test("resume after SIGKILL: the killed run continues bit for bit", async () => {
   const dir = mkdtempSync(join(tmpdir(), "fp4lm-kill-"));
   try {
     const args = [`--outDir=${dir}`, "--log=plain", "--data.tokenizer=byte", "--model.dModel=32", "--model.nLayers=2", "--model.nHeads=2", "--model.nKvHeads=1",
-      "--model.dFF=64", "--model.seqLen=16", "--batchSize=2", "--steps=8", "--evalEvery=4", "--evalBatches=2", "--schedule.warmupSteps=2", "--threads=2"];
+      "--model.dFF=64", "--model.seqLen=16", "--batchSize=2", "--steps=8", "--evalEvery=4", "--evalBatches=2", "--schedule.warmupSteps=2", "--threads=2", "--device=cpu"];
     const full = train(tinyConfig(dir, ["name=ref"]));
     const child = spawn(process.execPath, ["bin/fp4lm.mjs", "train", "--name=k", "--checkpointEvery=2", "--logEvery=1", ...args], { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";

@@ -31,7 +31,7 @@ export async function quickstartCommand(argv: string[]): Promise<number> {
   const extra = (tokens ?? []).filter((t) => t.kind === "option" && !["steps", "outDir"].includes(t.name))
     .map((t) => (t.kind === "option" ? `--${t.name}${t.value !== undefined ? `=${t.value}` : ""}` : ""));
   const group = join(outDir, "quickstart");
-  const common = [`--outDir=${group}`, `--steps=${steps}`, `--evalEvery=${Math.max(1, Math.round(steps / 15))}`, "--threads=1", "--log=quiet", "--overwrite", ...extra];
+  const common = [`--outDir=${group}`, `--steps=${steps}`, `--evalEvery=${Math.max(1, Math.round(steps / 15))}`, "--threads=1", "--log=quiet", "--overwrite", "--device=cpu", ...extra];
   // validate once and prepare the shared data (cached in OUTDIR/.data) before starting two processes
   const cfg = buildConfig(common.map((a) => a.slice(2)).concat(["recipe=nvfp4", "name=nvfp4", `outDir=${outDir}`]));
   mkdirSync(group, { recursive: true });

@@ -36,16 +36,20 @@ export function firstNonFinite(x: Float32Array): number {
   return -1;
 }
 
-/** Throw a NonFiniteError naming the tensor and the first bad element. */
-export function assertFinite(x: Float32Array, shape: Shape2D, name: string): void {
-  const i = firstNonFinite(x);
-  if (i < 0) return;
+/** The NonFiniteError for element `i` (value `v`) of a tensor; every backend raises this one. */
+export function nonFiniteError(name: string, shape: Shape2D, i: number, v: number): NonFiniteError {
   const r = Math.floor(i / shape[1]), c = i % shape[1];
-  throw new NonFiniteError(
-    `${name}: element [${r}, ${c}] (flat index ${i}) is ${x[i]}; quantizing non-finite values loses them. ` +
+  return new NonFiniteError(
+    `${name}: element [${r}, ${c}] (flat index ${i}) is ${v}; quantizing non-finite values loses them. ` +
       `Find where it came from, or pass nonFinite: "te" (CLI: --allow-nonfinite) to follow Transformer Engine's policy (NaN ignored by amax, encoded as +6).`,
     i,
   );
+}
+
+/** Throw a NonFiniteError naming the tensor and the first bad element. */
+export function assertFinite(x: Float32Array, shape: Shape2D, name: string): void {
+  const i = firstNonFinite(x);
+  if (i >= 0) throw nonFiniteError(name, shape, i, x[i]);
 }
 
 /** Row-major transpose of a (rows, cols) matrix. */

@@ -56,7 +56,7 @@ export function defaultConfig(): TrainConfig {
     name: "run",
     outDir: "runs",
     seed: 1337,
-    device: "cpu",
+    device: "auto",
     threads: 0,
     model: { preset: "tiny", vocabSize: 1024, ...MODEL_PRESETS.tiny },
     recipe: structuredClone(RECIPES.nvfp4),

@@ -1,0 +1,55 @@
+/**
+ * GPU training throughput: the GPT-124M-shaped model of the issue (d 768, 12 layers, 12 heads,
+ * T 1024, B 16, vocabulary 50304; the paper's block: squared ReLU, RoPE, RMSNorm) on the CUDA
+ * backend with each recipe, on random tokens: tokens/s, MFU against the H200's dense BF16 peak
+ * (989.4 TFLOP/s, nanoGPT's 6N + 12·L·T·d FLOPs per token), peak device memory. Prints a table and
+ * writes bench/results/train-gpu.json. Usage: npx tsx bench/train-gpu.bench.ts [--steps 5] [--recipes bf16,nvfp4,fp8] [--batch 16] [--preset gpt124m]
+ */
+import { writeFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { CudaBackend } from "../src/backends/cuda/cuda-backend.ts";
+import { RunContext } from "../src/nn/context.ts";
+import { GPT } from "../src/nn/gpt.ts";
+import { MODEL_PRESETS, parameterCount, type ModelConfig } from "../src/nn/model-config.ts";
+import { Optimizer } from "../src/optim/optimizer.ts";
+import { recipeByName } from "../src/recipes/recipe.ts";
+import { textTable } from "../src/cli/text-table.ts";
+
+const { values } = parseArgs({ options: { steps: { type: "string" }, recipes: { type: "string" }, batch: { type: "string" }, preset: { type: "string" }, warmup: { type: "string" } } });
+const steps = Number(values.steps ?? 5), warmup = Number(values.warmup ?? 1), B = Number(values.batch ?? 16);
+const cfg: ModelConfig = { ...MODEL_PRESETS[values.preset ?? "gpt124m"], vocabSize: 50304, nKvHeads: 12 };
+const T = cfg.seqLen;
+const rows: Record<string, unknown>[] = [];
+for (const recipe of (values.recipes ?? "bf16,nvfp4,fp8").split(",")) {
+  const be = new CudaBackend();
+  try {
+    const ctx = new RunContext(be, recipeByName(recipe), 1);
+    ctx.totalSteps = steps + warmup;
+    const model = new GPT(ctx, cfg, B, T);
+    const opt = new Optimizer(be, model.params, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, gradClip: 1 });
+    let s = 7;
+    const ids = () => Int32Array.from({ length: B * T }, () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) >>> 8) % cfg.vocabSize);
+    let loss = 0, t0 = 0;
+    for (let i = 0; i < warmup + steps; i++) {
+      if (i === warmup) { be.synchronize(); t0 = performance.now(); }
+      ctx.step = i;
+      loss = model.step(be.tokens(ids(), [B, T]), be.tokens(ids(), [B, T]), true);
+      const { norm } = opt.gradNorm();
+      opt.step(3e-4, norm);
+      opt.zeroGrad();
+    }
+    be.synchronize();
+    const ms = (performance.now() - t0) / steps;
+    const tokS = (B * T * 1000) / ms;
+    const N = parameterCount(cfg) - cfg.vocabSize * cfg.dModel; // nanoGPT: no embedding table
+    const mfu = (tokS * (6 * N + 12 * cfg.nLayers * T * cfg.dModel)) / 989.4e12;
+    const mem = be.memoryStats();
+    rows.push({ recipe, msPerStep: ms, tokensPerS: tokS, mfu, peakGiB: mem.peakBytesInUse / 2 ** 30, loss });
+    console.error(`  ${recipe}: ${ms.toFixed(1)} ms/step, ${Math.round(tokS)} tok/s, loss ${loss.toFixed(3)}`);
+  } finally {
+    be.close();
+  }
+}
+console.log(`GPU training, ${values.preset ?? "gpt124m"} (d ${cfg.dModel}, L ${cfg.nLayers}, T ${T}, B ${B}, V ${cfg.vocabSize}), ${steps} timed steps`);
+console.log(textTable([["recipe", "ms/step", "tokens/s", "MFU", "peak GiB"], ...rows.map((r) => [r.recipe as string, (r.msPerStep as number).toFixed(1), Math.round(r.tokensPerS as number), ((r.mfu as number) * 100).toFixed(1) + "%", (r.peakGiB as number).toFixed(1)])], [false, true, true, true, true]));
+writeFileSync(new URL("./results/train-gpu.json", import.meta.url), JSON.stringify({ date: new Date().toISOString(), cfg, B, steps, rows }, null, 1) + "\n");

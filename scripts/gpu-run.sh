@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The one call to make on the GPU machine: set up the bundled Node (scripts/gpu-setup.sh), show
+# the GPU, run the CUDA smoke script, the GPU test suite (npm run test:gpu) and the benchmarks
+# named in $FP4LM_GPU_BENCH (default: none), saving logs under $OUT (when set), and print a short
+# summary table last. Usage (device tool): carry .gpu; command: bash scripts/gpu-run.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+source scripts/gpu-setup.sh
+out=${OUT:-/tmp/fp4lm-gpu-out}
+mkdir -p "$out"
+export FP4LM_CACHE=${FP4LM_CACHE:-/tmp/fp4lm-cache}
+summary=()
+step() { # name, command...
+  local name=$1; shift
+  local t0=$(date +%s)
+  "$@" > "$out/$name.log" 2>&1
+  local rc=$?
+  summary+=("$(printf '%-22s %-6s %5ss  %s' "$name" "$([ $rc = 0 ] && echo ok || echo FAIL)" "$(( $(date +%s) - t0 ))" "$(tail -1 "$out/$name.log" | cut -c1-90)")")
+  return $rc
+}
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
+step smoke npx tsx src/backends/cuda/smoke.gpu.ts
+step test-gpu npm run -s test:gpu
+for b in ${FP4LM_GPU_BENCH:-}; do step "bench-$b" npx tsx "bench/$b.bench.ts"; done
+echo; echo "logs in $out"; for f in "$out"/*.log; do echo "== $(basename "$f") (last 25 lines)"; tail -25 "$f"; done
+echo; echo "summary"; printf '%s\n' "${summary[@]}"

@@ -1,0 +1,516 @@
+/**
+ * The CUDA backend: the backend contract on an NVIDIA GPU, through the driver API, NVRTC and
+ * cuBLASLt (driver.ts, nvrtc.ts, cublaslt.ts). Kernels are the `.cu` files in kernels/, compiled
+ * at first use for the GPU found and cached on disk. GEMM operands are quantize-dequantized by the
+ * byte-exact twins of the CPU quantizers (kernels/quantize.cu) into BF16 (exact for every FP4
+ * and FP8 format), then multiplied by cuBLASLt with FP32 accumulation, the per-tensor NVFP4 scales
+ * folded into alpha: the CPU oracle's arithmetic up to summation order.
+ * This first version keeps activations in FP32 and reads small results (amax, loss, error flags)
+ * back synchronously: correctness first; BF16 activations, device-side alpha and CUDA graphs are
+ * the next steps (see BENCHMARKS.md). Everything runs on one stream, in order.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Backend, Operand, Tensor, Tokens } from "../backend.ts";
+import type { AdamWConfig } from "../../optim/adamw.ts";
+import type { OperandSpec } from "../../recipes/operand.ts";
+import { mixIds, rhtSigns, type OperandStream } from "../../recipes/quantize-operand.ts";
+import { nvfp4GemmAlpha, INV2688 } from "../../quant/nvfp4.ts";
+import { checkMultiple, nonFiniteError } from "../../quant/tensor-checks.ts";
+import { ropeTable } from "../cpu/ops/rope.ts";
+import { fromBf16Bits } from "../../formats/bf16.ts";
+import { deviceAllocator, type CachingAllocator } from "./allocator.ts";
+import { CublasLt, CUDA_R_16BF, CUDA_R_32F, gemmRowMajorTN } from "./cublaslt.ts";
+import { getDriver, type CuFunction, type CuModule, type Dim3, type Driver, type KernelArg } from "./driver.ts";
+import { kernelsDir, loadModule } from "./nvrtc.ts";
+
+export class CudaTensor implements Tensor {
+  readonly size: number;
+  constructor(readonly shape: readonly number[], readonly ptr: bigint) {
+    this.size = shape.reduce((a, b) => a * b, 1);
+  }
+}
+
+export class CudaTokens implements Tokens {
+  readonly size: number;
+  constructor(readonly shape: readonly number[], readonly ptr: bigint) {
+    this.size = shape.reduce((a, b) => a * b, 1);
+  }
+}
+
+/** A quantize-dequantized operand on the device: (rows, cols) K-contiguous, BF16 or FP32. */
+export interface CudaOperand extends Operand {
+  ptr: bigint;
+  dtype: "bf16" | "f32";
+  /** NVFP4 tensor amax (folded into the GEMM alpha) */
+  amax?: number;
+}
+
+/** Everything one quantized operand produced, for byte-level parity tests. */
+export interface QuantizedBytes {
+  operand: CudaOperand;
+  packed?: Uint8Array;
+  scales?: Uint8Array;
+  scaleInv?: Float32Array;
+  amax?: number;
+}
+
+const INT_MAX = 0x7fffffff;
+const ptr = (value: bigint): KernelArg => ({ kind: "ptr", value });
+const i32 = (value: number): KernelArg => ({ kind: "i32", value });
+const u32 = (value: number): KernelArg => ({ kind: "u32", value: value >>> 0 });
+const i64 = (value: number): KernelArg => ({ kind: "u64", value: BigInt(value) });
+const f32 = (value: number): KernelArg => ({ kind: "f32", value });
+const grid1 = (n: number, per = 256, cap = 65535): Dim3 => [Math.max(1, Math.min(Math.ceil(n / per), cap)), 1, 1];
+const B256: Dim3 = [256, 1, 1];
+
+export interface CudaBackendOptions {
+  device?: number;
+}
+
+export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand> {
+  readonly name: string;
+  private readonly drv: Driver;
+  private readonly mem: CachingAllocator;
+  private readonly lt: CublasLt;
+  private readonly modules = new Map<string, CuModule>();
+  private readonly fns = new Map<string, CuFunction>();
+  private readonly ropeTables = new Map<string, { cos: bigint; sin: bigint }>();
+  private readonly workspace: bigint;
+  private readonly workspaceBytes = 32 << 20;
+  private readonly owned = new Set<bigint>();
+
+  constructor(opts: CudaBackendOptions = {}) {
+    this.drv = getDriver();
+    const info = this.drv.useDevice(opts.device ?? 0);
+    this.name = `cuda:${opts.device ?? 0} (${info.name})`;
+    this.mem = deviceAllocator();
+    this.lt = CublasLt.create();
+    this.workspace = this.mem.alloc(this.workspaceBytes);
+  }
+
+  // --- kernels ---------------------------------------------------------------------------
+
+  private fn(file: string, name: string): CuFunction {
+    const key = `${file}:${name}`;
+    let f = this.fns.get(key);
+    if (f) return f;
+    let mod = this.modules.get(file);
+    if (!mod) {
+      const src = readFileSync(join(kernelsDir(), file), "utf8");
+      // the quantizers must round exactly as the CPU twins: no FMA contraction there
+      mod = loadModule(src, file, { fmad: file === "quantize.cu" ? false : undefined }).module;
+      this.modules.set(file, mod);
+    }
+    f = this.drv.getFunction(mod, name);
+    this.fns.set(key, f);
+    return f;
+  }
+
+  private launch(file: string, name: string, grid: Dim3, block: Dim3, shared: number, args: KernelArg[]): void {
+    const f = this.fn(file, name);
+    if (shared > 48 * 1024) this.drv.setMaxDynamicSharedMemory(f, shared);
+    this.drv.launch(f, grid, block, shared, null, args);
+  }
+
+  // --- memory ----------------------------------------------------------------------------
+
+  private scratch(bytes: number): bigint {
+    return this.mem.alloc(Math.max(bytes, 4));
+  }
+
+  private release(...ptrs: bigint[]): void {
+    for (const p of ptrs) this.mem.free(p);
+  }
+
+  private readInt(p: bigint): number {
+    const a = new Int32Array(1);
+    this.drv.memcpyDtoH(a, p, 4);
+    return a[0];
+  }
+
+  private readU32AsF32(p: bigint): number {
+    const a = new Float32Array(1);
+    this.drv.memcpyDtoH(a, p, 4);
+    return a[0];
+  }
+
+  private readDouble(p: bigint): number {
+    const a = new Float64Array(1);
+    this.drv.memcpyDtoH(a, p, 8);
+    return a[0];
+  }
+
+  private errFlag(): bigint {
+    const p = this.scratch(4);
+    this.drv.memsetD32(p, INT_MAX, 1);
+    return p;
+  }
+
+  alloc(shape: number[]): CudaTensor {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const p = this.mem.alloc(Math.max(n * 4, 4));
+    this.owned.add(p);
+    if (n > 0) this.drv.memsetD32(p, 0, n);
+    return new CudaTensor([...shape], p);
+  }
+
+  fromArray(data: Float32Array, shape: number[]): CudaTensor {
+    const t = this.alloc(shape);
+    if (data.length !== t.size) throw new RangeError(`fromArray: ${data.length} values for shape [${shape.join(", ")}]`);
+    if (data.length) this.drv.memcpyHtoD(t.ptr, data, data.byteLength);
+    return t;
+  }
+
+  toArray(t: CudaTensor): Float32Array {
+    const out = new Float32Array(t.size);
+    if (t.size) this.drv.memcpyDtoH(out, t.ptr, out.byteLength);
+    return out;
+  }
+
+  tokens(ids: Int32Array, shape: number[]): CudaTokens {
+    const n = shape.reduce((a, b) => a * b, 1);
+    if (ids.length !== n) throw new RangeError(`tokens: ${ids.length} ids for shape [${shape.join(", ")}]`);
+    // token tensors are per batch: reuse one buffer per shape would race nothing (one stream), but
+    // callers create two per step; they are freed when the next batch of the same size arrives
+    const p = this.mem.alloc(Math.max(n * 4, 4));
+    this.drv.memcpyHtoD(p, ids, ids.byteLength);
+    this.pendingTokens.push(p);
+    if (this.pendingTokens.length > 8) this.release(this.pendingTokens.shift()!);
+    return new CudaTokens([...shape], p);
+  }
+  private readonly pendingTokens: bigint[] = [];
+
+  zero(t: CudaTensor): void {
+    if (t.size) this.drv.memsetD32(t.ptr, 0, t.size);
+  }
+
+  copy(dst: CudaTensor, src: CudaTensor): void {
+    if (dst.size !== src.size) throw new RangeError(`copy: ${src.size} elements into ${dst.size}`);
+    if (src.size) this.drv.memcpyDtoD(dst.ptr, src.ptr, src.size * 4);
+  }
+
+  // --- quantized GEMM operands -------------------------------------------------------------
+
+  /** Throw the CPU's NonFiniteError when x holds NaN/Inf. */
+  private checkFinite(x: CudaTensor, rows: number, cols: number, name: string): void {
+    const n = rows * cols;
+    if (n >= INT_MAX) throw new RangeError(`${name}: ${n} elements; the non-finite scan indexes with int32`);
+    const flag = this.errFlag();
+    this.launch("quantize.cu", "nonfinite_scan_f32", grid1(n, 256, 4096), B256, 0, [ptr(x.ptr), i64(n), ptr(flag)]);
+    const bad = this.readInt(flag);
+    this.release(flag);
+    if (bad !== INT_MAX) {
+      const v = new Float32Array(1);
+      this.drv.memcpyDtoH(v, x.ptr + BigInt(bad) * 4n, 4);
+      throw nonFiniteError(name, [rows, cols], bad, v[0]);
+    }
+  }
+
+  /**
+   * Quantize x (rows, cols), or xᵀ, per spec, keeping every byte the kernels wrote (for parity
+   * tests); `quantize` is this without the bytes.
+   */
+  quantizeBytes(x: CudaTensor, rows: number, cols: number, spec: OperandSpec, transpose: boolean, stream: OperandStream, name: string, keep = true): QuantizedBytes {
+    this.checkFinite(x, rows, cols, name);
+    const [R, C] = transpose ? [cols, rows] : [rows, cols];
+    const n = R * C;
+    const shape: [number, number] = [R, C];
+    const tiled: Dim3 = [Math.ceil(C / 128), Math.min(Math.ceil(R / 32), 65535), 1];
+    const tensorId = mixIds(stream.gemmId, stream.slot + 1);
+    const seedLo = stream.seed >>> 0, seedHi = Math.floor(stream.seed / 2 ** 32) >>> 0;
+    const signs = spec.rht ? rhtSigns(spec.rht, stream) : [];
+    const mask = [0, 0, 0, 0];
+    signs.forEach((s, i) => { if (s === -1) mask[i >>> 5] |= 1 << (i & 31); });
+    const rhtArgs = [i32(spec.rht?.size ?? 0), ...mask.map((m) => i32(m | 0))];
+    const seedArgs = [i32(spec.rounding === "sr" ? 1 : 0), u32(seedLo), u32(seedHi), u32(tensorId)];
+    const out: QuantizedBytes = { operand: { rows: R, cols: C, spec, ptr: 0n, dtype: "bf16" } };
+    const bytes = (p: bigint, len: number) => {
+      const a = new Uint8Array(len);
+      if (len) this.drv.memcpyDtoH(a, p, len);
+      return a;
+    };
+    switch (spec.format) {
+      case "fp32": {
+        const o = this.scratch(n * 4);
+        this.launch("cast.cu", "cast_f32_f32", grid1(n), B256, 0, [ptr(x.ptr), i32(rows), i32(cols), i32(transpose ? 1 : 0), ptr(o)]);
+        out.operand = { rows: R, cols: C, spec, ptr: o, dtype: "f32" };
+        return out;
+      }
+      case "bf16": {
+        const o = this.scratch(n * 2);
+        this.launch("cast.cu", "cast_bf16_f32", grid1(n), B256, 0, [ptr(x.ptr), i32(rows), i32(cols), i32(transpose ? 1 : 0), ptr(o)]);
+        out.operand.ptr = o;
+        return out;
+      }
+      case "nvfp4": {
+        checkMultiple(name, "NVFP4", shape, 1, 16, "one E4M3 scale per 16 consecutive values");
+        if (spec.block === "16x16") checkMultiple(name, "NVFP4 with 16x16 tiles", shape, 0, 16, "one scale per 16x16 tile");
+        if (spec.rht) checkMultiple(name, `an RHT of size ${spec.rht.size}`, shape, 1, spec.rht.size, "the transform mixes groups along the last dimension");
+        const amax = this.scratch(4);
+        this.drv.memsetD32(amax, 0, 1);
+        if (spec.rht) {
+          this.launch("quantize.cu", "rht_amax_f32", tiled, B256, 0, [ptr(x.ptr), i32(rows), i32(cols), i32(transpose ? 1 : 0), i32(spec.rht.size), ...mask.map((m) => i32(m | 0)), ptr(amax)]);
+        } else {
+          this.launch("quantize.cu", "amax_f32", grid1(n, 256, 4096), B256, 0, [ptr(x.ptr), i64(n), ptr(amax)]);
+        }
+        const packed = this.scratch(n / 2), scales = this.scratch(n / 16), o = this.scratch(n * 2);
+        this.launch("quantize.cu", "nvfp4_quantize_f32", tiled, B256, 0, [
+          ptr(x.ptr), i32(rows), i32(cols), i32(transpose ? 1 : 0), i32(spec.block === "16x16" ? 1 : 0), ...rhtArgs, ...seedArgs,
+          ptr(amax), ptr(packed), ptr(scales), ptr(0n), ptr(o),
+        ]);
+        out.amax = this.readU32AsF32(amax);
+        out.operand = { rows: R, cols: C, spec, ptr: o, dtype: "bf16", amax: out.amax };
+        if (keep) { out.packed = bytes(packed, n / 2); out.scales = bytes(scales, n / 16); }
+        this.release(amax, packed, scales);
+        return out;
+      }
+      case "mxfp4": {
+        checkMultiple(name, "MXFP4", shape, 1, 32, "one UE8M0 scale per 32 consecutive values");
+        if (spec.rht) checkMultiple(name, `an RHT of size ${spec.rht.size}`, shape, 1, spec.rht.size, "the transform mixes groups along the last dimension");
+        const packed = this.scratch(n / 2), scales = this.scratch(n / 32), o = this.scratch(n * 2);
+        this.launch("quantize.cu", "mxfp4_quantize_f32", tiled, B256, 0, [
+          ptr(x.ptr), i32(rows), i32(cols), i32(transpose ? 1 : 0), i32(spec.mxScale === "rceil" ? 1 : 0), ...rhtArgs, ...seedArgs,
+          ptr(packed), ptr(scales), ptr(0n), ptr(o),
+        ]);
+        out.operand.ptr = o;
+        if (keep) { out.packed = bytes(packed, n / 2); out.scales = bytes(scales, n / 32); }
+        this.release(packed, scales);
+        return out;
+      }
+      case "fp8": {
+        const scaling = spec.block === "128x128" ? 2 : spec.block === "tensor" ? 0 : 1;
+        const nBlocks = scaling === 0 ? 1 : scaling === 1 ? R * Math.ceil(C / 128) : Math.ceil(R / 128) * Math.ceil(C / 128);
+        const bam = this.scratch(nBlocks * 4);
+        this.drv.memsetD32(bam, 0, nBlocks);
+        this.launch("quantize.cu", "fp8_block_amax_f32", tiled, B256, 0, [ptr(x.ptr), i32(rows), i32(cols), i32(transpose ? 1 : 0), i32(scaling), ptr(bam)]);
+        const data = this.scratch(n), sinv = this.scratch(nBlocks * 4), deq = this.scratch(n * 4), o = this.scratch(n * 2);
+        this.launch("quantize.cu", "fp8_quantize_f32", tiled, B256, 0, [
+          ptr(x.ptr), i32(rows), i32(cols), i32(transpose ? 1 : 0), i32(scaling), i32(spec.fp8 === "e5m2" ? 1 : 0), i32(scaling === 0 ? 0 : 1),
+          ptr(bam), ptr(data), ptr(sinv), ptr(deq),
+        ]);
+        // dequantized FP8 values times power-of-two scales are exact in BF16
+        this.launch("cast.cu", "cast_bf16_f32", grid1(n), B256, 0, [ptr(deq), i32(R), i32(C), i32(0), ptr(o)]);
+        out.operand.ptr = o;
+        if (keep) {
+          out.packed = bytes(data, n);
+          out.scaleInv = new Float32Array(nBlocks);
+          this.drv.memcpyDtoH(out.scaleInv, sinv, nBlocks * 4);
+        }
+        this.release(bam, data, sinv, deq);
+        return out;
+      }
+    }
+  }
+
+  quantize(x: CudaTensor, rows: number, cols: number, spec: OperandSpec, transpose: boolean, stream: OperandStream, name: string): CudaOperand {
+    return this.quantizeBytes(x, rows, cols, spec, transpose, stream, name, false).operand;
+  }
+
+  /** An operand's values as fp32 on the host (tests). */
+  operandValues(op: CudaOperand): Float32Array {
+    const n = op.rows * op.cols;
+    if (op.dtype === "f32") {
+      const out = new Float32Array(n);
+      this.drv.memcpyDtoH(out, op.ptr, n * 4);
+      return out;
+    }
+    const bits = new Uint16Array(n);
+    this.drv.memcpyDtoH(bits, op.ptr, n * 2);
+    return fromBf16Bits(bits);
+  }
+
+  /** Free an operand that will not reach a GEMM. */
+  releaseOperand(op: CudaOperand): void {
+    this.release(op.ptr);
+  }
+
+  /** c (M, N) = alpha·A·Bᵀ (+ c); consumes (frees) both operands. */
+  gemm(c: CudaTensor, a: CudaOperand, b: CudaOperand, accumulate: boolean): void {
+    if (a.cols !== b.cols) throw new RangeError(`gemm: operands disagree on K: A is ${a.rows}x${a.cols}, B is ${b.rows}x${b.cols}`);
+    if (c.size !== a.rows * b.rows) throw new RangeError(`gemm: C has ${c.size} elements, need ${a.rows}x${b.rows}`);
+    if (a.dtype !== b.dtype) throw new RangeError(`gemm: operand types differ (${a.dtype} × ${b.dtype})`);
+    const alpha = a.amax !== undefined && b.amax !== undefined
+      ? nvfp4GemmAlpha(a.amax, b.amax)
+      : Math.fround((a.amax === undefined ? 1 : Math.fround(a.amax * INV2688)) * (b.amax === undefined ? 1 : Math.fround(b.amax * INV2688)));
+    gemmRowMajorTN(this.lt, {
+      M: a.rows, N: b.rows, K: a.cols, A: a.ptr, B: b.ptr, D: c.ptr, typeA: a.dtype === "bf16" ? CUDA_R_16BF : CUDA_R_32F, typeD: CUDA_R_32F,
+      alpha, beta: accumulate ? 1 : 0, workspace: this.workspace, workspaceBytes: this.workspaceBytes, stream: null,
+    });
+    this.release(a.ptr, b.ptr);
+  }
+
+  // --- ops -------------------------------------------------------------------------------
+
+  rmsnormForward(out: CudaTensor, rstd: CudaTensor, x: CudaTensor, w: CudaTensor, N: number, C: number, eps: number): void {
+    this.launch("rmsnorm.cu", "rmsnorm_forward", [Math.ceil(N / 8), 1, 1], B256, 0, [ptr(out.ptr), ptr(rstd.ptr), ptr(x.ptr), ptr(w.ptr), i32(N), i32(C), f32(eps)]);
+  }
+
+  rmsnormBackward(dx: CudaTensor, dw: CudaTensor, dout: CudaTensor, x: CudaTensor, w: CudaTensor, rstd: CudaTensor, N: number, C: number): void {
+    // P depends on the shape only, so results are the same on every GPU
+    const P = Math.min(N, 256);
+    const partial = this.scratch(P * C * 8);
+    this.launch("rmsnorm.cu", "rmsnorm_backward", [P, 1, 1], B256, C * 8, [ptr(dx.ptr), ptr(partial), ptr(dout.ptr), ptr(x.ptr), ptr(w.ptr), ptr(rstd.ptr), i32(N), i32(C)]);
+    this.launch("rmsnorm.cu", "rmsnorm_dweight_reduce", grid1(C), B256, 0, [ptr(dw.ptr), ptr(partial), i32(P), i32(C)]);
+    this.release(partial);
+  }
+
+  private rope(T: number, HS: number, theta: number): { cos: bigint; sin: bigint } {
+    const key = `${T}/${HS}/${theta}`;
+    let t = this.ropeTables.get(key);
+    if (!t) {
+      const tab = ropeTable(T, HS, theta);
+      const cos = Float32Array.from(tab.cos), sin = Float32Array.from(tab.sin);
+      t = { cos: this.mem.alloc(cos.byteLength), sin: this.mem.alloc(sin.byteLength) };
+      this.drv.memcpyHtoD(t.cos, cos, cos.byteLength);
+      this.drv.memcpyHtoD(t.sin, sin, sin.byteLength);
+      this.ropeTables.set(key, t);
+    }
+    return t;
+  }
+
+  ropeForward(x: CudaTensor, B: number, T: number, NH: number, HS: number, theta: number): void {
+    const t = this.rope(T, HS, theta);
+    this.launch("rope.cu", "rope_forward", grid1((B * T * NH * HS) / 2), B256, 0, [ptr(x.ptr), ptr(t.cos), ptr(t.sin), i32(B), i32(T), i32(NH), i32(HS)]);
+  }
+
+  ropeBackward(dx: CudaTensor, B: number, T: number, NH: number, HS: number, theta: number): void {
+    const t = this.rope(T, HS, theta);
+    this.launch("rope.cu", "rope_backward", grid1((B * T * NH * HS) / 2), B256, 0, [ptr(dx.ptr), ptr(t.cos), ptr(t.sin), i32(B), i32(T), i32(NH), i32(HS)]);
+  }
+
+  attentionForward(out: CudaTensor, probs: CudaTensor, q: CudaTensor, k: CudaTensor, v: CudaTensor, B: number, T: number, NH: number, NKV: number, HS: number): void {
+    const block = 128;
+    this.launch("attention.cu", "attention_forward", [T, NH, B], [block, 1, 1], (HS + T + block) * 4, [
+      ptr(out.ptr), ptr(probs.ptr), ptr(q.ptr), ptr(k.ptr), ptr(v.ptr), i32(B), i32(T), i32(NH), i32(NKV), i32(HS),
+    ]);
+  }
+
+  attentionBackward(dq: CudaTensor, dk: CudaTensor, dv: CudaTensor, dout: CudaTensor, q: CudaTensor, k: CudaTensor, v: CudaTensor, probs: CudaTensor, B: number, T: number, NH: number, NKV: number, HS: number): void {
+    const block = 128;
+    const dS = this.scratch(B * NH * T * T * 4);
+    const dims = [i32(B), i32(T), i32(NH), i32(NKV), i32(HS)];
+    this.launch("attention.cu", "attention_backward_query", [T, NH, B], [block, 1, 1], (HS + T + block) * 4, [
+      ptr(dq.ptr), ptr(dS), ptr(dout.ptr), ptr(k.ptr), ptr(v.ptr), ptr(probs.ptr), ...dims,
+    ]);
+    this.launch("attention.cu", "attention_backward_kv", [T, NKV, B], [block, 1, 1], 2 * block * 4, [
+      ptr(dk.ptr), ptr(dv.ptr), ptr(dout.ptr), ptr(q.ptr), ptr(probs.ptr), ptr(dS), ...dims,
+    ]);
+    this.release(dS);
+  }
+
+  sqreluForward(out: CudaTensor, x: CudaTensor): void {
+    this.launch("elementwise.cu", "sqrelu_forward", grid1(x.size), B256, 0, [ptr(out.ptr), ptr(x.ptr), i64(x.size)]);
+  }
+
+  sqreluBackward(dx: CudaTensor, dout: CudaTensor, x: CudaTensor): void {
+    this.launch("elementwise.cu", "sqrelu_backward", grid1(x.size), B256, 0, [ptr(dx.ptr), ptr(dout.ptr), ptr(x.ptr), i64(x.size)]);
+  }
+
+  private tokenError(what: string, flag: bigint, tokens: CudaTokens, V: number): void {
+    const bad = this.readInt(flag);
+    this.release(flag);
+    if (bad !== INT_MAX) {
+      const id = new Int32Array(1);
+      this.drv.memcpyDtoH(id, tokens.ptr + BigInt(bad) * 4n, 4);
+      throw new RangeError(`${what}: token id ${id[0]} at position ${bad} is outside the vocabulary [0, ${V})`);
+    }
+  }
+
+  embeddingForward(out: CudaTensor, tokens: CudaTokens, table: CudaTensor, V: number, C: number): void {
+    const err = this.errFlag();
+    this.launch("embedding.cu", "embedding_forward", [tokens.size, 1, 1], B256, 0, [ptr(out.ptr), ptr(tokens.ptr), ptr(table.ptr), i32(tokens.size), i32(C), i32(V), ptr(err)]);
+    this.tokenError("embeddingForward", err, tokens, V);
+  }
+
+  embeddingBackward(dtable: CudaTensor, dout: CudaTensor, tokens: CudaTokens, V: number, C: number): void {
+    const BT = tokens.size;
+    const counts = this.scratch(V * 4), offsets = this.scratch((V + 1) * 4), sorted = this.scratch(BT * 4), err = this.errFlag();
+    this.drv.memsetD32(counts, 0, V);
+    this.launch("embedding.cu", "embedding_histogram", grid1(BT), B256, 0, [ptr(counts), ptr(tokens.ptr), i32(BT), i32(V), ptr(err)]);
+    this.launch("embedding.cu", "embedding_scan", [1, 1, 1], [1024, 1, 1], 0, [ptr(offsets), ptr(counts), i32(V)]);
+    this.launch("embedding.cu", "embedding_scatter", grid1(BT), B256, 0, [ptr(sorted), ptr(counts), ptr(offsets), ptr(tokens.ptr), i32(BT), i32(V)]);
+    this.launch("embedding.cu", "embedding_backward_rows", [V, 1, 1], B256, 0, [ptr(dtable.ptr), ptr(dout.ptr), ptr(sorted), ptr(offsets), ptr(tokens.ptr), i32(BT), i32(C), i32(V)]);
+    this.release(counts, offsets, sorted);
+    this.tokenError("embeddingBackward", err, tokens, V);
+  }
+
+  crossEntropy(losses: CudaTensor, dlogits: CudaTensor | null, logits: CudaTensor, targets: CudaTokens, V: number, scale: number): number {
+    const N = targets.size;
+    const err = this.errFlag();
+    this.launch("cross-entropy.cu", "cross_entropy_forward_backward", [N, 1, 1], [1024, 1, 1], 0, [
+      ptr(losses.ptr), ptr(dlogits ? dlogits.ptr : 0n), ptr(logits.ptr), ptr(targets.ptr), i32(N), i32(V), f32(scale), ptr(err),
+    ]);
+    const P = Math.min(Math.ceil(N / 1024), 256);
+    const partials = this.scratch(P * 8), mean = this.scratch(8);
+    this.launch("cross-entropy.cu", "cross_entropy_mean_partials", [P, 1, 1], B256, 0, [ptr(partials), ptr(losses.ptr), i32(N)]);
+    this.launch("cross-entropy.cu", "cross_entropy_mean_final", [1, 1, 1], B256, 0, [ptr(mean), ptr(partials), i32(P), i32(N)]);
+    const m = this.readDouble(mean);
+    this.release(partials, mean);
+    this.tokenError("crossEntropy (targets)", err, targets, V);
+    return m;
+  }
+
+  add(out: CudaTensor, a: CudaTensor, b: CudaTensor): void {
+    this.launch("elementwise.cu", "add", grid1(out.size), B256, 0, [ptr(out.ptr), ptr(a.ptr), ptr(b.ptr), i64(out.size)]);
+  }
+
+  accumulate(dst: CudaTensor, src: CudaTensor): void {
+    this.launch("elementwise.cu", "accumulate", grid1(dst.size), B256, 0, [ptr(dst.ptr), ptr(src.ptr), i64(dst.size)]);
+  }
+
+  private columns(kernel: "split_columns" | "concat_columns", x: CudaTensor, parts: CudaTensor[], rows: number, widths: number[]): void {
+    if (parts.length > 3) throw new RangeError(`${kernel}: at most 3 parts on CUDA, got ${parts.length}`);
+    const w = [0, 1, 2].map((i) => widths[i] ?? 0);
+    const p = [0, 1, 2].map((i) => ptr(parts[i]?.ptr ?? 0n));
+    this.launch("elementwise.cu", kernel, grid1(rows * (w[0] + w[1] + w[2])), B256, 0, [ptr(x.ptr), ...p, i32(rows), ...w.map(i32)]);
+  }
+
+  splitColumns(x: CudaTensor, parts: CudaTensor[], rows: number, widths: number[]): void {
+    this.columns("split_columns", x, parts, rows, widths);
+  }
+
+  concatColumns(out: CudaTensor, parts: CudaTensor[], rows: number, widths: number[]): void {
+    this.columns("concat_columns", out, parts, rows, widths);
+  }
+
+  sumSquares(g: CudaTensor): number {
+    const P = Math.max(1, Math.min(Math.ceil(g.size / 256), 1024));
+    const partials = this.scratch(P * 4), total = this.scratch(8);
+    this.launch("optim.cu", "sum_squares_partials", [P, 1, 1], B256, 0, [ptr(partials), ptr(g.ptr), i64(g.size)]);
+    this.launch("optim.cu", "sum_squares_final", [1, 1, 1], B256, 0, [ptr(total), ptr(partials), i32(P), i32(0)]);
+    const s = this.readDouble(total);
+    this.release(partials, total);
+    return s;
+  }
+
+  adamw(param: CudaTensor, grad: CudaTensor, m: CudaTensor, v: CudaTensor, lr: number, t: number, cfg: AdamWConfig, decay: boolean, gradScale: number): void {
+    this.launch("optim.cu", "adamw_update", grid1(param.size), B256, 0, [
+      ptr(param.ptr), ptr(grad.ptr), ptr(m.ptr), ptr(v.ptr), i64(param.size), f32(lr), f32(cfg.beta1), f32(cfg.beta2), f32(cfg.eps),
+      f32(decay ? cfg.weightDecay : 0), f32(1 - cfg.beta1 ** t), f32(1 - cfg.beta2 ** t), f32(gradScale),
+    ]);
+  }
+
+  /** Device memory use (the caching allocator's counters). */
+  memoryStats(): ReturnType<CachingAllocator["stats"]> {
+    return this.mem.stats();
+  }
+
+  /** Wait for every queued kernel. */
+  synchronize(): void {
+    this.drv.ctxSynchronize();
+  }
+
+  close(): void {
+    this.drv.ctxSynchronize();
+    for (const p of this.owned) this.mem.free(p);
+    this.owned.clear();
+    for (const p of this.pendingTokens) this.mem.free(p);
+    this.pendingTokens.length = 0;
+    for (const t of this.ropeTables.values()) this.release(t.cos, t.sin);
+    this.ropeTables.clear();
+    this.mem.free(this.workspace);
+    this.mem.trim();
+    this.lt.destroy();
+  }
+}

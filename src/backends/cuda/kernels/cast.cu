@@ -1,0 +1,37 @@
+/**
+ * Operand casts for the emulated GEMMs: fp32 → BF16 bits (round to nearest even, NaN → quiet NaN
+ * keeping the sign, as src/formats/bf16.ts f32ToBf16Bits) and fp32 → fp32 copy, each optionally
+ * transposed (the "columnwise copy": out (cols, rows) = xᵀ). Twin of the bf16 / fp32 branches of
+ * recipes/quantize-operand.ts. One thread per output element, grid-stride; not tiled (the BF16
+ * recipe's operands are small next to its GEMMs).
+ */
+
+__device__ __forceinline__ unsigned short f32_to_bf16_bits(float x) {
+  unsigned int b = __float_as_uint(x);
+  if ((b & 0x7f800000u) == 0x7f800000u && (b & 0x7fffffu) != 0u) return (unsigned short)(((b >> 16) & 0x8000u) | 0x7fc0u);
+  return (unsigned short)(((b + 0x7fffu + ((b >> 16) & 1u)) >> 16) & 0xffffu);
+}
+
+/**
+ * cast_bf16_f32(const float* x, int rows, int cols, int transpose, unsigned short* out)
+ * out[e] for e over the output orientation (R, C) = transpose ? (cols, rows) : (rows, cols).
+ * Launch: grid ceil(rows·cols / 256) (may be capped), block 256.
+ */
+extern "C" __global__ void cast_bf16_f32(const float* x, int rows, int cols, int transpose, unsigned short* out) {
+  const long long n = (long long)rows * cols;
+  for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < n; e += (long long)gridDim.x * blockDim.x) {
+    long long src = e;
+    if (transpose) { const long long r = e / rows, c = e % rows; src = c * cols + r; }
+    out[e] = f32_to_bf16_bits(x[src]);
+  }
+}
+
+/** cast_f32_f32(const float* x, int rows, int cols, int transpose, float* out): copy, optionally transposed. */
+extern "C" __global__ void cast_f32_f32(const float* x, int rows, int cols, int transpose, float* out) {
+  const long long n = (long long)rows * cols;
+  for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < n; e += (long long)gridDim.x * blockDim.x) {
+    long long src = e;
+    if (transpose) { const long long r = e / rows, c = e % rows; src = c * cols + r; }
+    out[e] = x[src];
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * GPU quantizers against the CPU oracle, byte for byte: NVFP4 (rowwise, columnwise, 16x16, RHT16,
+ * SR with Philox), MXFP4 (floor, rceil, RHT32, SR), FP8 (per tensor, 1x128, 128x128), BF16, on
+ * random inputs of many shapes, plus the shared vectors; and the NaN error naming the element.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { gpuBackend, randn } from "./gpu.ts";
+import { quantizeNVFP4 } from "../../src/quant/nvfp4.ts";
+import { quantizeMXFP4 } from "../../src/quant/mxfp4.ts";
+import { quantizeFP8 } from "../../src/quant/fp8.ts";
+import { transpose } from "../../src/quant/tensor-checks.ts";
+import { mixIds, quantizeOperand, rhtSigns, type OperandStream } from "../../src/recipes/quantize-operand.ts";
+import type { OperandSpec } from "../../src/recipes/operand.ts";
+import { NonFiniteError } from "../../src/errors.ts";
+import { f32s, loadVector, toHex } from "../vector-files.ts";
+import type { CudaBackend, CudaOperand } from "../../src/backends/cuda/cuda-backend.ts";
+
+const SHAPES: [number, number][] = [[32, 64], [64, 128], [48, 96], [128, 256], [256, 160], [96, 512]];
+const SPECS: OperandSpec[] = [
+  { format: "nvfp4", block: "1x16", rounding: "rtn" },
+  { format: "nvfp4", block: "16x16", rounding: "rtn" },
+  { format: "nvfp4", block: "1x16", rounding: "sr" },
+  { format: "nvfp4", block: "1x16", rounding: "rtn", rht: { size: 16, signs: "fixed" } },
+  { format: "nvfp4", block: "1x16", rounding: "sr", rht: { size: 16, signs: "per-tensor" } },
+  { format: "mxfp4", block: "1x32", rounding: "rtn", mxScale: "floor" },
+  { format: "mxfp4", block: "1x32", rounding: "sr", mxScale: "rceil", rht: { size: 32, signs: "fixed" } },
+  { format: "fp8", block: "tensor", rounding: "rtn", fp8: "e4m3" },
+  { format: "fp8", block: "1x128", rounding: "rtn", fp8: "e4m3" },
+  { format: "fp8", block: "128x128", rounding: "rtn", fp8: "e5m2" },
+  { format: "bf16", rounding: "rtn" },
+];
+
+function download(be: CudaBackend, op: CudaOperand): Float32Array {
+  return be.operandValues(op);
+}
+
+/** The CPU's bytes for the same operand (what quantizeOperand quantizes, before dequantizing). */
+function cpuBytes(x: Float32Array, rows: number, cols: number, spec: OperandSpec, tr: boolean, st: OperandStream) {
+  const src = tr ? transpose(x, [rows, cols]) : x;
+  const shape: [number, number] = tr ? [cols, rows] : [rows, cols];
+  const tensorId = mixIds(st.gemmId, st.slot + 1);
+  const rht = spec.rht ? { size: spec.rht.size, signs: rhtSigns(spec.rht, st) } : undefined;
+  if (spec.format === "nvfp4") {
+    const q = quantizeNVFP4(src, shape, { tile2d: spec.block === "16x16", rounding: spec.rounding, seed: st.seed, tensorId, rht });
+    return { packed: q.packed, scales: q.scales, amax: q.amax };
+  }
+  if (spec.format === "mxfp4") {
+    const q = quantizeMXFP4(src, shape, { scaleRounding: spec.mxScale, rounding: spec.rounding, seed: st.seed, tensorId, rht });
+    return { packed: q.packed, scales: q.scales };
+  }
+  if (spec.format === "fp8") {
+    const q = quantizeFP8(src, shape, { format: spec.fp8, scaling: spec.block as "tensor" | "1x128" | "128x128" });
+    return { packed: q.data, scaleInv: q.scaleInv };
+  }
+  return {};
+}
+
+test("quantizers: GPU bytes = CPU bytes for every format, orientation and shape", (t) => {
+  const be = gpuBackend(t);
+  if (!be) return;
+  let checked = 0;
+  SHAPES.forEach(([rows, cols], si) => {
+    const x = randn(rows * cols, 100 + si, si % 2 ? 0.01 : 3);
+    const dx = be.fromArray(x, [rows, cols]);
+    for (const [k, spec] of SPECS.entries()) {
+      for (const tr of [false, true]) {
+        const st: OperandStream = { seed: 1234 + si, gemmId: 77 * k + si, slot: tr ? 1 : 0 };
+        const label = `${JSON.stringify(spec)} [${rows},${cols}]${tr ? "ᵀ" : ""}`;
+        const g = be.quantizeBytes(dx, rows, cols, spec, tr, st, "x");
+        const c = cpuBytes(x, rows, cols, spec, tr, st);
+        if (c.packed) assert.equal(toHex(g.packed!), toHex(c.packed), `${label}: codes`);
+        if (c.scales) assert.equal(toHex(g.scales!), toHex(c.scales), `${label}: scales`);
+        if (c.amax !== undefined) assert.ok(Object.is(g.amax, c.amax), `${label}: amax ${g.amax} vs ${c.amax}`);
+        if (c.scaleInv) assert.deepEqual([...g.scaleInv!], [...c.scaleInv], `${label}: scale_inv`);
+        const op = download(be, g.operand);
+        const want = quantizeOperand(x, rows, cols, spec, tr, st, "x").values;
+        assert.deepEqual(new Uint32Array(op.buffer), new Uint32Array(want.buffer), `${label}: GEMM operand`);
+        be.releaseOperand(g.operand);
+        checked++;
+      }
+    }
+  });
+  assert.equal(checked, SHAPES.length * SPECS.length * 2);
+});
+
+test("quantizers: the shared NVFP4 vectors (RN, 1x16 and 16x16, RHT Wgrad operand) on the GPU", (t) => {
+  const be = gpuBackend(t);
+  if (!be) return;
+  const st: OperandStream = { seed: 0, gemmId: 0, slot: 0 };
+  const cases: [string, { x: (number | string)[]; shape: [number, number]; packed: string; scales: string }, OperandSpec, boolean][] = [];
+  const r = loadVector("nvfp4_1x16_random.json");
+  cases.push(["1x16 rowwise", r.rowwise, { format: "nvfp4", block: "1x16", rounding: "rtn" }, false]);
+  cases.push(["1x16 columnwise", r.columnwise, { format: "nvfp4", block: "1x16", rounding: "rtn" }, false]);
+  const d2 = loadVector("nvfp4_2d_16x16.json");
+  cases.push(["16x16", d2.rowwise, { format: "nvfp4", block: "16x16", rounding: "rtn" }, false]);
+  const h = loadVector("nvfp4_1x16_hand.json");
+  cases.push(["hand", h.case, { format: "nvfp4", block: "1x16", rounding: "rtn" }, false]);
+  for (const c of loadVector("nvfp4_1x16_edge.json").cases) {
+    if (c.x.some((v: number | string) => v === "Infinity" || v === "-Infinity" || v === "NaN")) continue;
+    cases.push([`edge ${c.name}`, c, { format: "nvfp4", block: "1x16", rounding: "rtn" }, false]);
+  }
+  const w = loadVector("nvfp4_rht_wgrad.json");
+  const X = { x: w.X.x, shape: w.X.shape as [number, number], packed: w.X_columnwise_rht.packed, scales: w.X_columnwise_rht.scales };
+  cases.push(["RHT Wgrad Xᵀ", X, { format: "nvfp4", block: "1x16", rounding: "rtn", rht: { size: 16, signs: "fixed" } }, true]);
+  for (const [name, c, spec, tr] of cases) {
+    const [rows, cols] = c.shape;
+    const g = be.quantizeBytes(be.fromArray(f32s(c.x), [rows, cols]), rows, cols, spec, tr, st, name);
+    assert.equal(toHex(g.packed!), c.packed, `${name}: packed`);
+    assert.equal(toHex(g.scales!), c.scales, `${name}: scales`);
+  }
+  assert.ok(cases.length >= 12);
+});
+
+test("quantizers: NaN/Inf on the GPU raise the CPU's NonFiniteError with the element", (t) => {
+  const be = gpuBackend(t);
+  if (!be) return;
+  const x = randn(64 * 32, 9);
+  x[5 * 32 + 7] = Infinity;
+  x[9 * 32 + 1] = NaN;
+  const dx = be.fromArray(x, [64, 32]);
+  assert.throws(
+    () => be.quantize(dx, 64, 32, { format: "nvfp4", block: "1x16", rounding: "rtn" }, false, { seed: 0, gemmId: 0, slot: 0 }, "blocks.0.mlp.fc1.fprop.input"),
+    (e: Error) => e instanceof NonFiniteError && /blocks\.0\.mlp\.fc1\.fprop\.input: element \[5, 7\] \(flat index 167\) is Infinity/.test(e.message),
+  );
+});
