@@ -13,14 +13,15 @@ summary=()
 step() { # name, command...
   local name=$1; shift
   local t0=$(date +%s)
-  "$@" > "$out/$name.log" 2>&1
+  timeout "${FP4LM_STEP_TIMEOUT:-240}" "$@" > "$out/$name.log" 2>&1
   local rc=$?
   summary+=("$(printf '%-22s %-6s %5ss  %s' "$name" "$([ $rc = 0 ] && echo ok || echo FAIL)" "$(( $(date +%s) - t0 ))" "$(tail -1 "$out/$name.log" | cut -c1-90)")")
   return $rc
 }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
-step smoke npx tsx src/backends/cuda/smoke.gpu.ts
-step test-gpu npm run -s test:gpu
-for b in ${FP4LM_GPU_BENCH:-}; do step "bench-$b" npx tsx "bench/$b.bench.ts"; done
-echo; echo "logs in $out"; for f in "$out"/*.log; do echo "== $(basename "$f") (last 25 lines)"; tail -25 "$f"; done
+# the bundle has node but no npm/npx: call node directly
+step smoke node --import tsx src/backends/cuda/smoke.gpu.ts
+step test-gpu env FP4LM_REQUIRE_GPU=1 node scripts/run-tests.mjs .gpu.test.ts
+for b in ${FP4LM_GPU_BENCH:-}; do step "bench-$b" node --import tsx "bench/$b.bench.ts" ${FP4LM_GPU_BENCH_ARGS:-}; done
+echo; echo "logs in $out"; for f in "$out"/*.log; do echo "== $(basename "$f") (last 30 lines)"; grep -v "^✔\|^ok " "$f" | tail -30; done
 echo; echo "summary"; printf '%s\n' "${summary[@]}"
