@@ -289,15 +289,22 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
           ptr(x.ptr), i32(rows), i32(cols), i32(transpose ? 1 : 0), i32(scaling), i32(spec.fp8 === "e5m2" ? 1 : 0), i32(scaling === 0 ? 0 : 1),
           ptr(bam), ptr(data), ptr(sinv), ptr(deq),
         ]);
-        // dequantized FP8 values times power-of-two scales are exact in BF16
-        this.launch("cast.cu", "cast_bf16_f32", grid1(n), B256, 0, [ptr(deq), i32(R), i32(C), i32(0), ptr(o)]);
-        out.operand.ptr = o;
+        if (scaling === 0) {
+          // a per-tensor scale is not a power of two: fp8·scale_inv is exact in FP32 only
+          this.release(o);
+          out.operand = { rows: R, cols: C, spec, ptr: deq, dtype: "f32" };
+        } else {
+          // block scales are powers of two: fp8·scale_inv is exact in BF16
+          this.launch("cast.cu", "cast_bf16_f32", grid1(n), B256, 0, [ptr(deq), i32(R), i32(C), i32(0), ptr(o)]);
+          out.operand.ptr = o;
+        }
         if (keep) {
           out.packed = bytes(data, n);
           out.scaleInv = new Float32Array(nBlocks);
           this.drv.memcpyDtoH(out.scaleInv, sinv, nBlocks * 4);
         }
-        this.release(bam, data, sinv, deq);
+        this.release(bam, data, sinv);
+        if (scaling !== 0) this.release(deq);
         return out;
       }
     }
