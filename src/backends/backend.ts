@@ -50,9 +50,13 @@ export interface Backend<T extends Tensor = Tensor, K extends Tokens = Tokens, O
   /** RoPE in place on x (B, T, NH, HS), half-split pairs, base theta */
   ropeForward(x: T, B: number, Tlen: number, NH: number, HS: number, theta: number): void;
   ropeBackward(dx: T, B: number, Tlen: number, NH: number, HS: number, theta: number): void;
-  /** causal GQA core: out (B,T,NH,HS), probs (B,NH,T,T) saved; q (B,T,NH,HS), k, v (B,T,NKV,HS) */
-  attentionForward(out: T, probs: T, q: T, k: T, v: T, B: number, Tlen: number, NH: number, NKV: number, HS: number): void;
-  attentionBackward(dq: T, dk: T, dv: T, dout: T, q: T, k: T, v: T, probs: T, B: number, Tlen: number, NH: number, NKV: number, HS: number): void;
+  /** shape of what attentionForward saves for the backward: probabilities (B,NH,T,T), or a
+   * flash-style backend's per-row logsumexp (B,NH,T) */
+  attentionSavedShape(B: number, Tlen: number, NH: number, HS: number): number[];
+  /** causal GQA core: out (B,T,NH,HS), `saved` as attentionSavedShape; q (B,T,NH,HS), k, v (B,T,NKV,HS) */
+  attentionForward(out: T, saved: T, q: T, k: T, v: T, B: number, Tlen: number, NH: number, NKV: number, HS: number): void;
+  /** dq, dk, dv overwritten; `out` and `saved` are the forward's */
+  attentionBackward(dq: T, dk: T, dv: T, dout: T, q: T, k: T, v: T, out: T, saved: T, B: number, Tlen: number, NH: number, NKV: number, HS: number): void;
   sqreluForward(out: T, x: T): void;
   sqreluBackward(dx: T, dout: T, x: T): void;
   embeddingForward(out: T, tokens: K, table: T, V: number, C: number): void;
@@ -70,6 +74,8 @@ export interface Backend<T extends Tensor = Tensor, K extends Tokens = Tokens, O
 
   /** Σ g² (double precision on CPU) */
   sumSquares(g: T): number;
+  /** Σ g² of each tensor, in one round trip */
+  sumSquaresMany(gs: T[]): Float64Array;
   /** AdamW step in place; gradScale applies the clip factor */
   adamw(param: T, grad: T, m: T, v: T, lr: number, t: number, cfg: AdamWConfig, decay: boolean, gradScale: number): void;
   /** free what the backend holds (worker threads, device memory) */

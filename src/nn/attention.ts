@@ -18,6 +18,7 @@ export class Attention {
   private readonly q: Tensor;
   private readonly k: Tensor;
   private readonly v: Tensor;
+  /** what the attention core saves for the backward (probabilities, or logsumexp on GPUs) */
   private readonly probs: Tensor;
   private readonly att: Tensor;
   // gradients
@@ -40,7 +41,7 @@ export class Attention {
     this.q = be.alloc([B, T, NH, HS]);
     this.k = be.alloc([B, T, NKV, HS]);
     this.v = be.alloc([B, T, NKV, HS]);
-    this.probs = be.alloc([B, NH, T, T]);
+    this.probs = be.alloc(be.attentionSavedShape(B, T, NH, HS));
     this.att = be.alloc([B, T, NH, HS]);
     this.dq = be.alloc([B, T, NH, HS]);
     this.dk = be.alloc([B, T, NKV, HS]);
@@ -66,7 +67,7 @@ export class Attention {
     const be = this.ctx.be, { B, T } = this, { nHeads: NH, nKvHeads: NKV, ropeTheta } = this.cfg;
     const HS = this.cfg.dModel / NH;
     this.proj.backward(this.datt, dout);
-    be.attentionBackward(this.dq, this.dk, this.dv, this.datt, this.q, this.k, this.v, this.probs, B, T, NH, NKV, HS);
+    be.attentionBackward(this.dq, this.dk, this.dv, this.datt, this.q, this.k, this.v, this.att, this.probs, B, T, NH, NKV, HS);
     be.ropeBackward(this.dq, B, T, NH, HS, ropeTheta);
     be.ropeBackward(this.dk, B, T, NKV, HS, ropeTheta);
     be.concatColumns(this.dqkv, [this.dq, this.dk, this.dv], B * T, this.widths);

@@ -21,11 +21,11 @@ export class Optimizer {
 
   /** Global L2 norm of all gradients and the name of the first non-finite one, if any. */
   gradNorm(): { norm: number; nonFinite?: string } {
+    const sums = this.be.sumSquaresMany(this.params.map((p) => p.grad));
     let s = 0;
-    for (const p of this.params) {
-      const q = this.be.sumSquares(p.grad);
-      if (!Number.isFinite(q)) return { norm: NaN, nonFinite: p.name };
-      s += q;
+    for (let i = 0; i < sums.length; i++) {
+      if (!Number.isFinite(sums[i])) return { norm: NaN, nonFinite: this.params[i].name };
+      s += sums[i];
     }
     return { norm: Math.sqrt(s) };
   }

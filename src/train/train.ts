@@ -61,18 +61,20 @@ export function train(cfg: TrainConfig, hooks: TrainHooks = {}): TrainResult {
         run.precisionChanged(step, model, progress);
       }
       const t0 = performance.now();
-      let loss = 0;
+      let loss = 0, gn: { norm: number; nonFinite?: string };
       try {
         for (let micro = 0; micro < cfg.gradAccum; micro++) {
           ctx.micro = micro;
           const b = data.train.next();
           loss += model.step(be.tokens(b.inputs, [B, T]), be.tokens(b.targets, [B, T]), true, 1 / cfg.gradAccum) / cfg.gradAccum;
         }
+        // (a GPU backend raises the non-finite checks it queued when the norm is read)
+        gn = opt.gradNorm();
       } catch (e) {
         if (e instanceof NonFiniteError) throw new DivergedError(`step ${step}: ${e.message}`, e.index);
         throw e;
       }
-      const { norm, nonFinite } = opt.gradNorm();
+      const { norm, nonFinite } = gn;
       if (!Number.isFinite(loss) || nonFinite) {
         throw new DivergedError(`step ${step}: ${nonFinite ? `the gradient of ${nonFinite} is not finite` : `the loss is ${loss}`}; stopping without writing a checkpoint`, -1);
       }

@@ -54,9 +54,22 @@ test("ops: every backend op on the GPU within tolerance of the CPU oracle", (t) 
     c.attentionForward(att[0], probs[0], q[0], k[0], v[0], B, T, NH, NKV, HS); g.attentionForward(att[1], probs[1], q[1], k[1], v[1], B, T, NH, NKV, HS);
     check("attention out", att, 1e-5); check("attention probs", probs, 1e-5);
     const datt = pair(randn(B * T * NH * HS, 11), [B, T, NH, HS]), dq = zeros([B, T, NH, HS]), dk = zeros([B, T, NKV, HS]), dv = zeros([B, T, NKV, HS]);
-    c.attentionBackward(dq[0], dk[0], dv[0], datt[0], q[0], k[0], v[0], probs[0], B, T, NH, NKV, HS);
-    g.attentionBackward(dq[1], dk[1], dv[1], datt[1], q[1], k[1], v[1], probs[1], B, T, NH, NKV, HS);
+    c.attentionBackward(dq[0], dk[0], dv[0], datt[0], q[0], k[0], v[0], att[0], probs[0], B, T, NH, NKV, HS);
+    g.attentionBackward(dq[1], dk[1], dv[1], datt[1], q[1], k[1], v[1], att[1], probs[1], B, T, NH, NKV, HS);
     check("attention dq", dq, 1e-4); check("attention dk", dk, 1e-4); check("attention dv", dv, 1e-4);
+    // head size 64: the GPU runs the flash kernels (logsumexp saved instead of probabilities)
+    {
+      const H = 64, T2 = 80, NH2 = 4, NKV2 = 1;
+      assert.deepEqual(g.attentionSavedShape(B, T2, NH2, H), [B, NH2, T2]);
+      const fq = pair(randn(B * T2 * NH2 * H, 21), [B, T2, NH2, H]), fk = pair(randn(B * T2 * NKV2 * H, 22), [B, T2, NKV2, H]), fv = pair(randn(B * T2 * NKV2 * H, 23), [B, T2, NKV2, H]);
+      const fo = zeros([B, T2, NH2, H]), fs = [c.alloc(c.attentionSavedShape(B, T2, NH2)), g.alloc(g.attentionSavedShape(B, T2, NH2, H))] as [CpuTensor, CudaTensor];
+      c.attentionForward(fo[0], fs[0], fq[0], fk[0], fv[0], B, T2, NH2, NKV2, H); g.attentionForward(fo[1], fs[1], fq[1], fk[1], fv[1], B, T2, NH2, NKV2, H);
+      check("flash attention out", fo, 1e-4);
+      const fd = pair(randn(B * T2 * NH2 * H, 24), [B, T2, NH2, H]), gq = zeros([B, T2, NH2, H]), gk = zeros([B, T2, NKV2, H]), gv = zeros([B, T2, NKV2, H]);
+      c.attentionBackward(gq[0], gk[0], gv[0], fd[0], fq[0], fk[0], fv[0], fo[0], fs[0], B, T2, NH2, NKV2, H);
+      g.attentionBackward(gq[1], gk[1], gv[1], fd[1], fq[1], fk[1], fv[1], fo[1], fs[1], B, T2, NH2, NKV2, H);
+      check("flash attention dq", gq, 1e-4); check("flash attention dk", gk, 1e-4); check("flash attention dv", gv, 1e-4);
+    }
     // squared ReLU, add, split/concat
     const h = pair(randn(N * C, 12), [N, C]), a = zeros([N, C]);
     c.sqreluForward(a[0], h[0]); g.sqreluForward(a[1], h[1]); check("sqrelu", a, 1e-6);
@@ -103,6 +116,18 @@ test("training: 20 NVFP4 steps on the GPU track the CPU run (|Δloss| ≤ 0.02 p
     assert.ok(Math.max(...d) <= 0.02, `max |Δloss| ${Math.max(...d)}; cpu ${cpu.losses.map((x) => x.toFixed(4))} gpu ${gpu.losses.map((x) => x.toFixed(4))}`);
     assert.ok(gpu.losses[19] < gpu.losses[0] - 0.3, "the GPU run learns");
     console.log(`# GPU vs CPU losses, max |Δ| ${Math.max(...d).toExponential(2)}; step 20: cpu ${cpu.losses[19].toFixed(4)} gpu ${gpu.losses[19].toFixed(4)}; gpu ${Math.round(gpu.tokensPerS)} tok/s`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("training on the GPU: a blow-up stops with the step and the layer, like the CPU", (t) => {
+  if (!gpuBackend(t)) return;
+  const dir = mkdtempSync(join(tmpdir(), "fp4lm-gpu-nan-"));
+  try {
+    const cfg = buildConfig([`outDir=${dir}`, "log=quiet", "data.tokenizer=byte", "model.dModel=64", "model.nLayers=2", "model.nHeads=4", "model.nKvHeads=2",
+      "model.dFF=128", "model.seqLen=32", "batchSize=4", "steps=6", "device=cuda", "schedule.lr=1e30", "optim.gradClip=0", "schedule.warmupSteps=0", "recipe=nvfp4"]);
+    assert.throws(() => train(cfg), (e: Error) => e.name === "DivergedError" && /^step \d+: /.test(e.message));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

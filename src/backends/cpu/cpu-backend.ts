@@ -114,10 +114,13 @@ export class CpuBackend implements Backend<CpuTensor, CpuTokens, CpuOperand> {
     ropeBackward(dx.data, dx.data, this.rope(T, HS, theta), B, T, NH, HS);
   }
 
+  attentionSavedShape(B: number, T: number, NH: number): number[] {
+    return [B, NH, T, T];
+  }
   attentionForward(out: CpuTensor, probs: CpuTensor, q: CpuTensor, k: CpuTensor, v: CpuTensor, B: number, T: number, NH: number, NKV: number, HS: number): void {
     attentionForward(out.data, probs.data, q.data, k.data, v.data, B, T, NH, NKV, HS);
   }
-  attentionBackward(dq: CpuTensor, dk: CpuTensor, dv: CpuTensor, dout: CpuTensor, q: CpuTensor, k: CpuTensor, v: CpuTensor, probs: CpuTensor, B: number, T: number, NH: number, NKV: number, HS: number): void {
+  attentionBackward(dq: CpuTensor, dk: CpuTensor, dv: CpuTensor, dout: CpuTensor, q: CpuTensor, k: CpuTensor, v: CpuTensor, _out: CpuTensor, probs: CpuTensor, B: number, T: number, NH: number, NKV: number, HS: number): void {
     attentionBackward(dq.data, dk.data, dv.data, dout.data, q.data, k.data, v.data, probs.data, B, T, NH, NKV, HS);
   }
 
@@ -169,6 +172,9 @@ export class CpuBackend implements Backend<CpuTensor, CpuTokens, CpuOperand> {
 
   sumSquares(g: CpuTensor): number {
     return sumOfSquares(g.data);
+  }
+  sumSquaresMany(gs: CpuTensor[]): Float64Array {
+    return Float64Array.from(gs, (g) => sumOfSquares(g.data));
   }
 
   adamw(param: CpuTensor, grad: CpuTensor, m: CpuTensor, v: CpuTensor, lr: number, t: number, cfg: AdamWConfig, decay: boolean, gradScale: number): void {

@@ -15,7 +15,7 @@ import type { Backend, Operand, Tensor, Tokens } from "../backend.ts";
 import type { AdamWConfig } from "../../optim/adamw.ts";
 import type { OperandSpec } from "../../recipes/operand.ts";
 import { mixIds, rhtSigns, type OperandStream } from "../../recipes/quantize-operand.ts";
-import { nvfp4GemmAlpha, INV2688 } from "../../quant/nvfp4.ts";
+
 import { checkMultiple, nonFiniteError } from "../../quant/tensor-checks.ts";
 import { ropeTable } from "../cpu/ops/rope.ts";
 import { fromBf16Bits } from "../../formats/bf16.ts";
@@ -42,8 +42,10 @@ export class CudaTokens implements Tokens {
 export interface CudaOperand extends Operand {
   ptr: bigint;
   dtype: "bf16" | "f32";
-  /** NVFP4 tensor amax (folded into the GEMM alpha) */
+  /** NVFP4 tensor amax (folded into the GEMM alpha); read back only by quantizeBytes */
   amax?: number;
+  /** NVFP4: device pointer to the amax bits, for the alpha applied on the device */
+  amaxPtr?: bigint;
 }
 
 /** Everything one quantized operand produced, for byte-level parity tests. */
@@ -56,6 +58,8 @@ export interface QuantizedBytes {
 }
 
 const INT_MAX = 0x7fffffff;
+/** fl(1/(6·6·448·448)), the constant of nvfp4GemmAlpha */
+const INV_ALPHA = Math.fround(1 / (6 * 6 * 448 * 448));
 const ptr = (value: bigint): KernelArg => ({ kind: "ptr", value });
 const i32 = (value: number): KernelArg => ({ kind: "i32", value });
 const u32 = (value: number): KernelArg => ({ kind: "u32", value: value >>> 0 });
@@ -79,6 +83,13 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
   private readonly workspace: bigint;
   private readonly workspaceBytes = 32 << 20;
   private readonly owned = new Set<bigint>();
+  /** deferred non-finite checks: one device slot (first bad index, its value) per scanned tensor */
+  private readonly checks: { name: string; rows: number; cols: number }[] = [];
+  private readonly checkCapacity = 8192;
+  private readonly checkFlags: bigint;
+  private readonly checkValues: bigint;
+  /** FP4LM_CUDA_SYNC=1: check every tensor at once (slower; for debugging) */
+  private readonly eagerChecks = process.env.FP4LM_CUDA_SYNC === "1";
 
   constructor(opts: CudaBackendOptions = {}) {
     this.drv = getDriver();
@@ -87,6 +98,9 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     this.mem = deviceAllocator();
     this.lt = CublasLt.create();
     this.workspace = this.mem.alloc(this.workspaceBytes);
+    this.checkFlags = this.mem.alloc(this.checkCapacity * 4);
+    this.checkValues = this.mem.alloc(this.checkCapacity * 4);
+    this.drv.memsetD32(this.checkFlags, INT_MAX, this.checkCapacity);
   }
 
   // --- kernels ---------------------------------------------------------------------------
@@ -192,18 +206,34 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
 
   // --- quantized GEMM operands -------------------------------------------------------------
 
-  /** Throw the CPU's NonFiniteError when x holds NaN/Inf. */
+  /**
+   * Queue a non-finite scan of x; `flushChecks` (once per step, where the loss or the gradient
+   * norm is read anyway) raises the CPU's NonFiniteError for the first tensor that had NaN/Inf.
+   */
   private checkFinite(x: CudaTensor, rows: number, cols: number, name: string): void {
     const n = rows * cols;
     if (n >= INT_MAX) throw new RangeError(`${name}: ${n} elements; the non-finite scan indexes with int32`);
-    const flag = this.errFlag();
-    this.launch("quantize.cu", "nonfinite_scan_f32", grid1(n, 256, 4096), B256, 0, [ptr(x.ptr), i64(n), ptr(flag)]);
-    const bad = this.readInt(flag);
-    this.release(flag);
-    if (bad !== INT_MAX) {
-      const v = new Float32Array(1);
-      this.drv.memcpyDtoH(v, x.ptr + BigInt(bad) * 4n, 4);
-      throw nonFiniteError(name, [rows, cols], bad, v[0]);
+    if (this.checks.length === this.checkCapacity) this.flushChecks();
+    const slot = BigInt(this.checks.length) * 4n;
+    this.checks.push({ name, rows, cols });
+    this.launch("quantize.cu", "nonfinite_scan_f32", grid1(n, 256, 4096), B256, 0, [ptr(x.ptr), i64(n), ptr(this.checkFlags + slot)]);
+    this.launch("checks.cu", "record_bad_value", [1, 1, 1], [32, 1, 1], 0, [ptr(x.ptr), ptr(this.checkFlags + slot), ptr(this.checkValues + slot)]);
+    if (this.eagerChecks) this.flushChecks();
+  }
+
+  /** Read the queued non-finite checks (one synchronisation) and throw for the first bad tensor. */
+  flushChecks(): void {
+    const k = this.checks.length;
+    if (k === 0) return;
+    const flags = new Int32Array(k), values = new Float32Array(k);
+    this.drv.memcpyDtoH(flags, this.checkFlags, k * 4);
+    this.drv.memcpyDtoH(values, this.checkValues, k * 4);
+    this.drv.memsetD32(this.checkFlags, INT_MAX, k);
+    const pending = this.checks.splice(0, k);
+    const bad = flags.findIndex((f) => f !== INT_MAX);
+    if (bad >= 0) {
+      const c = pending[bad];
+      throw nonFiniteError(c.name, [c.rows, c.cols], flags[bad], values[bad]);
     }
   }
 
@@ -213,6 +243,7 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
    */
   quantizeBytes(x: CudaTensor, rows: number, cols: number, spec: OperandSpec, transpose: boolean, stream: OperandStream, name: string, keep = true): QuantizedBytes {
     this.checkFinite(x, rows, cols, name);
+    if (keep) this.flushChecks();
     const [R, C] = transpose ? [cols, rows] : [rows, cols];
     const n = R * C;
     const shape: [number, number] = [R, C];
@@ -259,10 +290,13 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
           ptr(x.ptr), i32(rows), i32(cols), i32(transpose ? 1 : 0), i32(spec.block === "16x16" ? 1 : 0), ...rhtArgs, ...seedArgs,
           ptr(amax), ptr(packed), ptr(scales), ptr(0n), ptr(o),
         ]);
-        out.amax = this.readU32AsF32(amax);
-        out.operand = { rows: R, cols: C, spec, ptr: o, dtype: "bf16", amax: out.amax };
-        if (keep) { out.packed = bytes(packed, n / 2); out.scales = bytes(scales, n / 16); }
-        this.release(amax, packed, scales);
+        out.operand = { rows: R, cols: C, spec, ptr: o, dtype: "bf16", amaxPtr: amax };
+        if (keep) {
+          out.amax = out.operand.amax = this.readU32AsF32(amax);
+          out.packed = bytes(packed, n / 2);
+          out.scales = bytes(scales, n / 16);
+        }
+        this.release(packed, scales);
         return out;
       }
       case "mxfp4": {
@@ -330,21 +364,35 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
   /** Free an operand that will not reach a GEMM. */
   releaseOperand(op: CudaOperand): void {
     this.release(op.ptr);
+    if (op.amaxPtr !== undefined) this.release(op.amaxPtr);
   }
 
-  /** c (M, N) = alpha·A·Bᵀ (+ c); consumes (frees) both operands. */
+  /**
+   * c (M, N) = alpha·A·Bᵀ (+ c); consumes (frees) both operands. NVFP4 operands carry their amax
+   * on the device: the GEMM runs with alpha 1 and gemm-epilogue.cu applies TE's alpha there.
+   */
   gemm(c: CudaTensor, a: CudaOperand, b: CudaOperand, accumulate: boolean): void {
     if (a.cols !== b.cols) throw new RangeError(`gemm: operands disagree on K: A is ${a.rows}x${a.cols}, B is ${b.rows}x${b.cols}`);
     if (c.size !== a.rows * b.rows) throw new RangeError(`gemm: C has ${c.size} elements, need ${a.rows}x${b.rows}`);
     if (a.dtype !== b.dtype) throw new RangeError(`gemm: operand types differ (${a.dtype} × ${b.dtype})`);
-    const alpha = a.amax !== undefined && b.amax !== undefined
-      ? nvfp4GemmAlpha(a.amax, b.amax)
-      : Math.fround((a.amax === undefined ? 1 : Math.fround(a.amax * INV2688)) * (b.amax === undefined ? 1 : Math.fround(b.amax * INV2688)));
-    gemmRowMajorTN(this.lt, {
-      M: a.rows, N: b.rows, K: a.cols, A: a.ptr, B: b.ptr, D: c.ptr, typeA: a.dtype === "bf16" ? CUDA_R_16BF : CUDA_R_32F, typeD: CUDA_R_32F,
-      alpha, beta: accumulate ? 1 : 0, workspace: this.workspace, workspaceBytes: this.workspaceBytes, stream: null,
+    if ((a.amaxPtr === undefined) !== (b.amaxPtr === undefined)) throw new RangeError("gemm: one NVFP4 operand and one of another format");
+    const run = (D: bigint, beta: number) => gemmRowMajorTN(this.lt, {
+      M: a.rows, N: b.rows, K: a.cols, A: a.ptr, B: b.ptr, D, typeA: a.dtype === "bf16" ? CUDA_R_16BF : CUDA_R_32F, typeD: CUDA_R_32F,
+      alpha: 1, beta, workspace: this.workspace, workspaceBytes: this.workspaceBytes, stream: null,
     });
-    this.release(a.ptr, b.ptr);
+    if (a.amaxPtr === undefined || b.amaxPtr === undefined) {
+      run(c.ptr, accumulate ? 1 : 0);
+    } else if (!accumulate) {
+      run(c.ptr, 0);
+      this.launch("gemm-epilogue.cu", "nvfp4_alpha_scale", grid1(c.size, 256, 8192), B256, 0, [ptr(c.ptr), ptr(a.amaxPtr), ptr(b.amaxPtr), f32(INV_ALPHA), i64(c.size)]);
+    } else {
+      const t = this.scratch(c.size * 4);
+      run(t, 0);
+      this.launch("gemm-epilogue.cu", "nvfp4_alpha_axpy", grid1(c.size, 256, 8192), B256, 0, [ptr(c.ptr), ptr(t), ptr(a.amaxPtr), ptr(b.amaxPtr), f32(INV_ALPHA), i64(c.size)]);
+      this.release(t);
+    }
+    this.releaseOperand(a);
+    this.releaseOperand(b);
   }
 
   // --- ops -------------------------------------------------------------------------------
@@ -386,14 +434,43 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     this.launch("rope.cu", "rope_backward", grid1((B * T * NH * HS) / 2), B256, 0, [ptr(dx.ptr), ptr(t.cos), ptr(t.sin), i32(B), i32(T), i32(NH), i32(HS)]);
   }
 
+  /** Flash kernels (online softmax, no T×T matrix) exist for head sizes 64 and 128. */
+  private flash(HS: number): boolean {
+    return HS === 64 || HS === 128;
+  }
+
+  attentionSavedShape(B: number, T: number, NH: number, HS: number): number[] {
+    return this.flash(HS) ? [B, NH, T] : [B, NH, T, T];
+  }
+
   attentionForward(out: CudaTensor, probs: CudaTensor, q: CudaTensor, k: CudaTensor, v: CudaTensor, B: number, T: number, NH: number, NKV: number, HS: number): void {
+    if (this.flash(HS)) {
+      // probs carries the per-row logsumexp (B,NH,T)
+      const shared = (2 * 64 * (HS + 4) + 64 * 68) * 4;
+      this.launch("attention-flash.cu", `attention_flash_forward_hs${HS}`, [Math.ceil(T / 64), NH, B], B256, shared, [
+        ptr(out.ptr), ptr(probs.ptr), ptr(q.ptr), ptr(k.ptr), ptr(v.ptr), i32(B), i32(T), i32(NH), i32(NKV),
+      ]);
+      return;
+    }
     const block = 128;
     this.launch("attention.cu", "attention_forward", [T, NH, B], [block, 1, 1], (HS + T + block) * 4, [
       ptr(out.ptr), ptr(probs.ptr), ptr(q.ptr), ptr(k.ptr), ptr(v.ptr), i32(B), i32(T), i32(NH), i32(NKV), i32(HS),
     ]);
   }
 
-  attentionBackward(dq: CudaTensor, dk: CudaTensor, dv: CudaTensor, dout: CudaTensor, q: CudaTensor, k: CudaTensor, v: CudaTensor, probs: CudaTensor, B: number, T: number, NH: number, NKV: number, HS: number): void {
+  attentionBackward(dq: CudaTensor, dk: CudaTensor, dv: CudaTensor, dout: CudaTensor, q: CudaTensor, k: CudaTensor, v: CudaTensor, out: CudaTensor, probs: CudaTensor, B: number, T: number, NH: number, NKV: number, HS: number): void {
+    if (this.flash(HS)) {
+      const D = this.scratch(B * NH * T * 4);
+      this.launch("attention-flash.cu", "attention_flash_backward_prep", [Math.ceil((B * T * NH) / 8), 1, 1], B256, 0, [
+        ptr(D), ptr(dout.ptr), ptr(out.ptr), i32(B), i32(T), i32(NH), i32(HS),
+      ]);
+      const shared = (4 * 64 * (HS + 4) + 64 * 68) * 4;
+      const args = [ptr(dout.ptr), ptr(q.ptr), ptr(k.ptr), ptr(v.ptr), ptr(probs.ptr), ptr(D), i32(B), i32(T), i32(NH), i32(NKV)];
+      this.launch("attention-flash.cu", `attention_flash_backward_dq_hs${HS}`, [Math.ceil(T / 64), NH, B], B256, shared, [ptr(dq.ptr), ...args]);
+      this.launch("attention-flash.cu", `attention_flash_backward_dkv_hs${HS}`, [Math.ceil(T / 64), NKV, B], B256, shared, [ptr(dk.ptr), ptr(dv.ptr), ...args]);
+      this.release(D);
+      return;
+    }
     const block = 128;
     const dS = this.scratch(B * NH * T * T * 4);
     const dims = [i32(B), i32(T), i32(NH), i32(NKV), i32(HS)];
@@ -454,6 +531,7 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     this.launch("cross-entropy.cu", "cross_entropy_mean_final", [1, 1, 1], B256, 0, [ptr(mean), ptr(partials), i32(P), i32(N)]);
     const m = this.readDouble(mean);
     this.release(partials, mean);
+    this.flushChecks();
     this.tokenError("crossEntropy (targets)", err, targets, V);
     return m;
   }
@@ -488,7 +566,24 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     this.launch("optim.cu", "sum_squares_final", [1, 1, 1], B256, 0, [ptr(total), ptr(partials), i32(P), i32(0)]);
     const s = this.readDouble(total);
     this.release(partials, total);
+    this.flushChecks();
     return s;
+  }
+
+  sumSquaresMany(gs: CudaTensor[]): Float64Array {
+    const totals = this.scratch(gs.length * 8);
+    gs.forEach((g, i) => {
+      const P = Math.max(1, Math.min(Math.ceil(g.size / 256), 1024));
+      const partials = this.scratch(P * 4);
+      this.launch("optim.cu", "sum_squares_partials", [P, 1, 1], B256, 0, [ptr(partials), ptr(g.ptr), i64(g.size)]);
+      this.launch("optim.cu", "sum_squares_final", [1, 1, 1], B256, 0, [ptr(totals + BigInt(i) * 8n), ptr(partials), i32(P), i32(0)]);
+      this.release(partials);
+    });
+    const out = new Float64Array(gs.length);
+    this.drv.memcpyDtoH(out, totals, out.byteLength);
+    this.release(totals);
+    this.flushChecks();
+    return out;
   }
 
   adamw(param: CudaTensor, grad: CudaTensor, m: CudaTensor, v: CudaTensor, lr: number, t: number, cfg: AdamWConfig, decay: boolean, gradScale: number): void {
@@ -503,9 +598,10 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     return this.mem.stats();
   }
 
-  /** Wait for every queued kernel. */
+  /** Wait for every queued kernel (and raise any non-finite check). */
   synchronize(): void {
     this.drv.ctxSynchronize();
+    this.flushChecks();
   }
 
   close(): void {
@@ -517,6 +613,9 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     for (const t of this.ropeTables.values()) this.release(t.cos, t.sin);
     this.ropeTables.clear();
     this.mem.free(this.workspace);
+    this.mem.free(this.checkFlags);
+    this.mem.free(this.checkValues);
+    this.checks.length = 0;
     this.mem.trim();
     this.lt.destroy();
   }
