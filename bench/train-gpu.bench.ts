@@ -3,7 +3,8 @@
  * T 1024, B 16, vocabulary 50304; the paper's block: squared ReLU, RoPE, RMSNorm) on the CUDA
  * backend with each recipe, on random tokens: tokens/s, MFU against the H200's dense BF16 peak
  * (989.4 TFLOP/s, nanoGPT's 6N + 12·L·T·d FLOPs per token), peak device memory. Prints a table and
- * writes bench/results/train-gpu.json. Usage: npx tsx bench/train-gpu.bench.ts [--steps 5] [--recipes bf16,nvfp4,fp8] [--batch 16] [--preset gpt124m]
+ * writes bench/results/train-gpu.json. Usage: npx tsx bench/train-gpu.bench.ts [--steps 5] [--recipes bf16,nvfp4,fp8] [--batch 16] [--preset gpt124m] [--profile]
+ * (--profile: one extra step with CUDA events around every kernel and GEMM, printed per kernel name)
  */
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -15,7 +16,7 @@ import { Optimizer } from "../src/optim/optimizer.ts";
 import { recipeByName } from "../src/recipes/recipe.ts";
 import { textTable } from "../src/cli/text-table.ts";
 
-const { values } = parseArgs({ options: { steps: { type: "string" }, recipes: { type: "string" }, batch: { type: "string" }, preset: { type: "string" }, warmup: { type: "string" } } });
+const { values } = parseArgs({ options: { steps: { type: "string" }, recipes: { type: "string" }, batch: { type: "string" }, preset: { type: "string" }, warmup: { type: "string" }, profile: { type: "boolean" } } });
 const steps = Number(values.steps ?? 5), warmup = Number(values.warmup ?? 1), B = Number(values.batch ?? 16);
 const cfg: ModelConfig = { ...MODEL_PRESETS[values.preset ?? "gpt124m"], vocabSize: 50304, nKvHeads: 12 };
 const T = cfg.seqLen;
@@ -40,11 +41,25 @@ for (const recipe of (values.recipes ?? "bf16,nvfp4,fp8").split(",")) {
     }
     be.synchronize();
     const ms = (performance.now() - t0) / steps;
+    let profile: { name: string; count: number; ms: number }[] = [];
+    if (values.profile) {
+      // one more step with events around every kernel and GEMM
+      be.profile(true);
+      model.step(be.tokens(ids(), [B, T]), be.tokens(ids(), [B, T]), true);
+      const { norm } = opt.gradNorm();
+      opt.step(3e-4, norm);
+      opt.zeroGrad();
+      profile = be.profileReport();
+      be.profile(false);
+      const total = profile.reduce((a, p) => a + p.ms, 0);
+      console.error(`  ${recipe} profile: ${total.toFixed(1)} ms of kernels in one step (${ms.toFixed(1)} ms wall per step unprofiled)`);
+      for (const p of profile.slice(0, 12)) console.error(`    ${p.ms.toFixed(2).padStart(8)} ms ${(100 * p.ms / total).toFixed(1).padStart(5)}%  ${String(p.count).padStart(5)}×  ${p.name}`);
+    }
     const tokS = (B * T * 1000) / ms;
     const N = parameterCount(cfg) - cfg.vocabSize * cfg.dModel; // nanoGPT: no embedding table
     const mfu = (tokS * (6 * N + 12 * cfg.nLayers * T * cfg.dModel)) / 989.4e12;
     const mem = be.memoryStats();
-    rows.push({ recipe, msPerStep: ms, tokensPerS: tokS, mfu, peakGiB: mem.peakBytesInUse / 2 ** 30, loss });
+    rows.push({ recipe, msPerStep: ms, tokensPerS: tokS, mfu, peakGiB: mem.peakBytesInUse / 2 ** 30, loss, profile });
     console.error(`  ${recipe}: ${ms.toFixed(1)} ms/step, ${Math.round(tokS)} tok/s, loss ${loss.toFixed(3)}`);
   } finally {
     be.close();

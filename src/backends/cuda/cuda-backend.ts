@@ -21,7 +21,7 @@ import { ropeTable } from "../cpu/ops/rope.ts";
 import { fromBf16Bits } from "../../formats/bf16.ts";
 import { deviceAllocator, type CachingAllocator } from "./allocator.ts";
 import { CublasLt, CUDA_R_16BF, CUDA_R_32F, gemmRowMajorTN } from "./cublaslt.ts";
-import { getDriver, type CuFunction, type CuModule, type Dim3, type Driver, type KernelArg } from "./driver.ts";
+import { getDriver, type CuEvent, type CuFunction, type CuModule, type Dim3, type Driver, type KernelArg } from "./driver.ts";
 import { kernelsDir, loadModule } from "./nvrtc.ts";
 
 export class CudaTensor implements Tensor {
@@ -124,7 +124,42 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
   private launch(file: string, name: string, grid: Dim3, block: Dim3, shared: number, args: KernelArg[]): void {
     const f = this.fn(file, name);
     if (shared > 48 * 1024) this.drv.setMaxDynamicSharedMemory(f, shared);
-    this.drv.launch(f, grid, block, shared, null, args);
+    this.timed(name, () => this.drv.launch(f, grid, block, shared, null, args));
+  }
+
+  // --- profiling (FP4LM_PROFILE=1 or profile(true)): CUDA events around every kernel and GEMM ---
+
+  private profiling = process.env.FP4LM_PROFILE === "1";
+  private readonly marks: { name: string; start: CuEvent; end: CuEvent }[] = [];
+  private readonly eventPool: CuEvent[] = [];
+
+  private timed(name: string, run: () => void): void {
+    if (!this.profiling) return run();
+    const ev = () => this.eventPool.pop() ?? this.drv.eventCreate();
+    const start = ev(), end = ev();
+    this.drv.eventRecord(start, null);
+    run();
+    this.drv.eventRecord(end, null);
+    this.marks.push({ name, start, end });
+  }
+
+  /** Turn per-kernel timing on or off. */
+  profile(on: boolean): void {
+    this.profiling = on;
+  }
+
+  /** Device time per kernel name since the last report (waits for the GPU), most expensive first. */
+  profileReport(): { name: string; count: number; ms: number }[] {
+    this.drv.ctxSynchronize();
+    const by = new Map<string, { count: number; ms: number }>();
+    for (const m of this.marks.splice(0)) {
+      const e = by.get(m.name) ?? { count: 0, ms: 0 };
+      e.count++;
+      e.ms += this.drv.eventElapsedMs(m.start, m.end);
+      by.set(m.name, e);
+      this.eventPool.push(m.start, m.end);
+    }
+    return [...by].map(([name, e]) => ({ name, ...e })).sort((a, b) => b.ms - a.ms);
   }
 
   // --- memory ----------------------------------------------------------------------------
@@ -376,10 +411,10 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     if (c.size !== a.rows * b.rows) throw new RangeError(`gemm: C has ${c.size} elements, need ${a.rows}x${b.rows}`);
     if (a.dtype !== b.dtype) throw new RangeError(`gemm: operand types differ (${a.dtype} × ${b.dtype})`);
     if ((a.amaxPtr === undefined) !== (b.amaxPtr === undefined)) throw new RangeError("gemm: one NVFP4 operand and one of another format");
-    const run = (D: bigint, beta: number) => gemmRowMajorTN(this.lt, {
+    const run = (D: bigint, beta: number) => this.timed(`gemm ${a.dtype} ${a.rows}x${b.rows}x${a.cols}`, () => gemmRowMajorTN(this.lt, {
       M: a.rows, N: b.rows, K: a.cols, A: a.ptr, B: b.ptr, D, typeA: a.dtype === "bf16" ? CUDA_R_16BF : CUDA_R_32F, typeD: CUDA_R_32F,
       alpha: 1, beta, workspace: this.workspace, workspaceBytes: this.workspaceBytes, stream: null,
-    });
+    }));
     if (a.amaxPtr === undefined || b.amaxPtr === undefined) {
       run(c.ptr, accumulate ? 1 : 0);
     } else if (!accumulate) {
@@ -616,6 +651,7 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     this.mem.free(this.checkFlags);
     this.mem.free(this.checkValues);
     this.checks.length = 0;
+    for (const e of [...this.eventPool, ...this.marks.flatMap((m) => [m.start, m.end])]) this.drv.eventDestroy(e);
     this.mem.trim();
     this.lt.destroy();
   }
