@@ -272,6 +272,12 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     }
   }
 
+  /** Cast x (or xᵀ, through coalesced 32x32 tiles) into an operand buffer. */
+  private castOperand(kernel: "cast_f32_f32" | "cast_bf16_f32", x: CudaTensor, rows: number, cols: number, transpose: boolean, out: bigint): void {
+    if (transpose) this.launch("cast.cu", `${kernel}_t`, [Math.ceil(cols / 32), Math.ceil(rows / 32), 1], [32, 8, 1], 0, [ptr(x.ptr), i32(rows), i32(cols), ptr(out)]);
+    else this.launch("cast.cu", kernel, grid1(rows * cols), B256, 0, [ptr(x.ptr), i32(rows), i32(cols), i32(0), ptr(out)]);
+  }
+
   /**
    * Quantize x (rows, cols), or xᵀ, per spec, keeping every byte the kernels wrote (for parity
    * tests); `quantize` is this without the bytes.
@@ -299,13 +305,13 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     switch (spec.format) {
       case "fp32": {
         const o = this.scratch(n * 4);
-        this.launch("cast.cu", "cast_f32_f32", grid1(n), B256, 0, [ptr(x.ptr), i32(rows), i32(cols), i32(transpose ? 1 : 0), ptr(o)]);
+        this.castOperand("cast_f32_f32", x, rows, cols, transpose, o);
         out.operand = { rows: R, cols: C, spec, ptr: o, dtype: "f32" };
         return out;
       }
       case "bf16": {
         const o = this.scratch(n * 2);
-        this.launch("cast.cu", "cast_bf16_f32", grid1(n), B256, 0, [ptr(x.ptr), i32(rows), i32(cols), i32(transpose ? 1 : 0), ptr(o)]);
+        this.castOperand("cast_bf16_f32", x, rows, cols, transpose, o);
         out.operand.ptr = o;
         return out;
       }

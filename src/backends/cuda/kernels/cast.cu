@@ -35,3 +35,31 @@ extern "C" __global__ void cast_f32_f32(const float* x, int rows, int cols, int 
     out[e] = x[src];
   }
 }
+
+/**
+ * Transposed casts through a 32x32 shared-memory tile, so that both the reads of x and the
+ * writes of xᵀ are coalesced (the plain kernels above read xᵀ with a stride of `cols`).
+ * cast_bf16_f32_t(const float* x, int rows, int cols, unsigned short* out): out (cols, rows) = bf16(xᵀ).
+ * cast_f32_f32_t(const float* x, int rows, int cols, float* out): out (cols, rows) = xᵀ.
+ * Launch: grid (ceil(cols/32), ceil(rows/32)), block (32, 8).
+ */
+template <typename Out, typename Conv>
+__device__ __forceinline__ void transpose_tile(const float* x, int rows, int cols, Out* out, Conv conv) {
+  __shared__ float tile[32][33];
+  const int c0 = blockIdx.x * 32, r0 = blockIdx.y * 32;
+  for (int j = threadIdx.y; j < 32; j += blockDim.y) {
+    const int r = r0 + j, c = c0 + threadIdx.x;
+    if (r < rows && c < cols) tile[j][threadIdx.x] = x[(long long)r * cols + c];
+  }
+  __syncthreads();
+  for (int j = threadIdx.y; j < 32; j += blockDim.y) {
+    const int c = c0 + j, r = r0 + threadIdx.x;
+    if (r < rows && c < cols) out[(long long)c * rows + r] = conv(tile[threadIdx.x][j]);
+  }
+}
+
+struct ToBf16 { __device__ unsigned short operator()(float v) const { return f32_to_bf16_bits(v); } };
+struct Same { __device__ float operator()(float v) const { return v; } };
+
+extern "C" __global__ void cast_bf16_f32_t(const float* x, int rows, int cols, unsigned short* out) { transpose_tile(x, rows, cols, out, ToBf16()); }
+extern "C" __global__ void cast_f32_f32_t(const float* x, int rows, int cols, float* out) { transpose_tile(x, rows, cols, out, Same()); }
