@@ -274,8 +274,8 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
 
   /** Cast x (or xᵀ, through coalesced 32x32 tiles) into an operand buffer. */
   private castOperand(kernel: "cast_f32_f32" | "cast_bf16_f32", x: CudaTensor, rows: number, cols: number, transpose: boolean, out: bigint): void {
-    if (transpose) this.launch("cast.cu", `${kernel}_t`, [Math.ceil(cols / 32), Math.ceil(rows / 32), 1], [32, 8, 1], 0, [ptr(x.ptr), i32(rows), i32(cols), ptr(out)]);
-    else this.launch("cast.cu", kernel, grid1(rows * cols), B256, 0, [ptr(x.ptr), i32(rows), i32(cols), i32(0), ptr(out)]);
+    if (transpose && Math.ceil(rows / 32) <= 65535) this.launch("cast.cu", `${kernel}_t`, [Math.ceil(cols / 32), Math.ceil(rows / 32), 1], [32, 8, 1], 0, [ptr(x.ptr), i32(rows), i32(cols), ptr(out)]);
+    else this.launch("cast.cu", kernel, grid1(rows * cols), B256, 0, [ptr(x.ptr), i32(rows), i32(cols), i32(transpose ? 1 : 0), ptr(out)]);
   }
 
   /**
