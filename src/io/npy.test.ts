@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FileFormatError, ShapeError } from "../errors.ts";
 import { npyToFloat32, parseNpy, readNpy, serializeNpy, type NpyArray, type NpyDtype } from "./npy.ts";
+import { Rng } from "../../test/random.ts";
 
 const ITEMSIZE: Record<NpyDtype, number> = { f2: 2, f4: 4, f8: 8, i1: 1, i2: 2, i4: 4, i8: 8, u1: 1, u2: 2, u4: 4, u8: 8, b1: 1 };
 const b64 = (s: string) => new Uint8Array(Buffer.from(s, "base64"));
@@ -227,15 +228,10 @@ test("readNpy reads a file from disk and names it in errors", () => {
 // ---------------------------------------------------------------------------------------------
 // Fuzz: every input either parses to something self-consistent or throws FileFormatError.
 
+/** A seeded uniform [0, 1) source (the suite's shared generator). */
 function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed);
+  return () => rng.uniform();
 }
 
 function checkOne(bytes: Uint8Array, label: string): "ok" | "error" {

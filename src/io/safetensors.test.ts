@@ -4,6 +4,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FileFormatError, Fp4lmError, ShapeError } from "../errors.ts";
+import { Rng } from "../../test/random.ts";
 import {
   parseSafetensors,
   readSafetensors,
@@ -348,15 +349,10 @@ test("readSafetensors names the file in its errors", () => {
 // ---------------------------------------------------------------------------------------------
 // Fuzz: every input either parses to something self-consistent or throws FileFormatError.
 
+/** A seeded uniform [0, 1) source (the suite's shared generator). */
 function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed);
+  return () => rng.uniform();
 }
 
 type Outcome = "ok" | "error";
