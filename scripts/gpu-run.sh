@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The one call to make on the GPU machine: set up the bundled Node (scripts/gpu-setup.sh), show
 # the GPU, run the CUDA smoke script, the GPU test suite (npm run test:gpu) and the benchmarks
-# named in $FP4LM_GPU_BENCH (default: none), saving logs under $OUT (when set), and print a short
-# summary table last. Usage (device tool): carry .gpu; command: bash scripts/gpu-run.sh
+# named in $FP4LM_GPU_BENCH (default: none; e.g. "quantize-gpu train-gpu"), saving logs under $OUT
+# (when set), and print a short summary table last. Usage (device tool): carry .gpu; command:
+#   FP4LM_GPU_BENCH="quantize-gpu train-gpu" FP4LM_ARGS_train_gpu="--steps 3 --profile" bash scripts/gpu-run.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/gpu-setup.sh
@@ -22,6 +23,10 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | 
 # the bundle has node but no npm/npx: call node directly
 step smoke node --import tsx src/backends/cuda/smoke.gpu.ts
 step test-gpu env FP4LM_REQUIRE_GPU=1 node scripts/run-tests.mjs .gpu.test.ts
-for b in ${FP4LM_GPU_BENCH:-}; do step "bench-$b" node --import tsx "bench/$b.bench.ts" ${FP4LM_GPU_BENCH_ARGS:-}; done
+# per-benchmark arguments: FP4LM_ARGS_<name with - as _>, e.g. FP4LM_ARGS_train_gpu="--steps 3 --profile"
+for b in ${FP4LM_GPU_BENCH:-}; do
+  v="FP4LM_ARGS_${b//-/_}"
+  step "bench-$b" node --import tsx "bench/$b.bench.ts" ${!v:-}
+done
 echo; echo "logs in $out"; for f in "$out"/*.log; do echo "== $(basename "$f") (last 30 lines)"; grep -v "^✔\|^ok " "$f" | tail -30; done
 echo; echo "summary"; printf '%s\n' "${summary[@]}"
