@@ -9,11 +9,12 @@ import { CpuBackend } from "./cpu/cpu-backend.ts";
 import { CudaBackend } from "./cuda/cuda-backend.ts";
 import { cudaAvailable } from "./cuda/libraries.ts";
 
-export function createBackend(cfg: { device: "cpu" | "cuda" | "auto"; threads: number }): Backend {
+export function createBackend(cfg: { device: "cpu" | "cuda" | "auto"; threads: number }, log: (s: string) => void = () => {}): Backend {
   if (cfg.device === "cuda" || cfg.device === "auto") {
     const a = cudaAvailable();
     if (a.ok) return new CudaBackend() as unknown as Backend;
     if (cfg.device === "cuda") throw new Fp4lmError(`device=cuda: no usable GPU (${a.reason}); use --device=cpu or --device=auto`);
+    log(`device=auto: no usable GPU (${a.reason.split("\n")[0]}), training on the CPU`);
   }
   return new CpuBackend({ threads: cfg.threads > 0 ? cfg.threads : undefined }) as unknown as Backend;
 }

@@ -40,7 +40,7 @@ export function train(cfg: TrainConfig, hooks: TrainHooks = {}): TrainResult {
   const run = RunDir.open(cfg);
   const data = openTrainingData(cfg, run.log);
   cfg.model.vocabSize = data.tokenizer.vocabSize;
-  const be = createBackend(cfg);
+  const be = createBackend(cfg, run.log);
   try {
     const ctx = new RunContext(be, cfg.recipe, cfg.seed);
     ctx.totalSteps = cfg.steps;
