@@ -10,6 +10,9 @@ import { TRAIN_HELP, trainCommand } from "./train-command.ts";
 import { QUICKSTART_HELP, quickstartCommand } from "./quickstart-command.ts";
 import { EVAL_HELP, evalCommand } from "./eval-command.ts";
 import { SAMPLE_HELP, sampleCommand } from "./sample-command.ts";
+import { EXPORT_HELP, IMPORT_HELP, exportCommand, importCommand } from "./interop-commands.ts";
+import { EXPERIMENT_HELP, experimentCommand } from "./experiment-command.ts";
+import { REPORT_HELP, reportCommand } from "./report-command.ts";
 
 const HELP = `fp4lm: pretrain language models in NVFP4 (4-bit), with BF16, FP8 and MXFP4 baselines
 
@@ -23,6 +26,14 @@ ${EVAL_HELP}
 ${SAMPLE_HELP}
 
 ${PREPARE_HELP}
+
+${EXPORT_HELP}
+
+${IMPORT_HELP}
+
+${EXPERIMENT_HELP}
+
+${REPORT_HELP}
 
 ${QUANTIZE_HELP}
 fp4lm --version
@@ -44,10 +55,14 @@ export async function main(argv: string[]): Promise<number> {
       case "prepare": return prepareCommand(rest);
       case "eval": return evalCommand(rest);
       case "sample": return sampleCommand(rest);
+      case "export": return exportCommand(rest);
+      case "import": return importCommand(rest);
+      case "experiment": return experimentCommand(rest);
+      case "report": return reportCommand(rest);
       case "--version": case "-v": console.log(version()); return 0;
       case undefined: case "help": case "--help": case "-h": console.log(HELP); return 0;
       default:
-        console.error(`fp4lm: unknown command '${cmd}'. Commands: quickstart, train, eval, sample, prepare, quantize. Try fp4lm help.`);
+        console.error(`fp4lm: unknown command '${cmd}'. Commands: quickstart, train, eval, sample, prepare, quantize, export, import, experiment, report. Try fp4lm help.`);
         return 2;
     }
   } catch (e) {

@@ -43,6 +43,9 @@ export interface TrainConfig {
   /** 0 = only at the end */
   checkpointEvery: number;
   resume: boolean;
+  /** start a new run from the weights of this checkpoint (e.g. one made by `fp4lm import`): its
+   * model shape is used, optimizer state and data position start fresh */
+  init: string;
   /** replace an existing run of the same name (otherwise that is an error) */
   overwrite: boolean;
   /** progress display: "auto" = a live bar on a terminal, plain lines otherwise */
@@ -70,6 +73,7 @@ export function defaultConfig(): TrainConfig {
     evalBatches: 8,
     checkpointEvery: 0,
     resume: false,
+    init: "",
     overwrite: false,
     log: "auto",
     logEvery: 10,
@@ -186,6 +190,7 @@ export function buildConfig(overrides: string[], file?: string): TrainConfig {
   if (!["wsd", "cosine", "constant"].includes(c.schedule.kind)) errs.push(`schedule.kind must be wsd, cosine or constant`);
   if (!(c.schedule.decayFraction >= 0 && c.schedule.decayFraction <= 1)) errs.push(`schedule.decayFraction must be in [0, 1]`);
   if (!["linear", "1-sqrt", "cosine"].includes(c.schedule.decayShape)) errs.push(`schedule.decayShape must be linear, 1-sqrt or cosine`);
+  if (c.init && c.resume) errs.push("init and resume exclude each other: --resume continues this run's own checkpoint, --init starts a new run from other weights");
   if (!["cpu", "cuda", "auto"].includes(c.device)) errs.push(`device must be cpu, cuda or auto, got ${c.device}`);
   if (!["bpe", "byte", "gpt2"].includes(c.data.tokenizer)) errs.push(`data.tokenizer must be bpe, byte or gpt2`);
   if (!["auto", "plain", "quiet"].includes(c.log)) errs.push(`log must be auto, plain or quiet`);

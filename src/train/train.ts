@@ -6,7 +6,7 @@
  * and never writes a checkpoint from a poisoned state.
  */
 import { createBackend } from "../backends/create-backend.ts";
-import { NonFiniteError } from "../errors.ts";
+import { FileFormatError, NonFiniteError } from "../errors.ts";
 import { RunContext } from "../nn/context.ts";
 import { GPT } from "../nn/gpt.ts";
 import { parameterCount } from "../nn/model-config.ts";
@@ -14,6 +14,7 @@ import { Optimizer } from "../optim/optimizer.ts";
 import { learningRate } from "../optim/schedule.ts";
 import { switchActive } from "../recipes/recipe.ts";
 import type { TrainConfig } from "./config.ts";
+import { checkCheckpointMatches, loadCheckpoint, type CheckpointContents } from "../checkpoint/checkpoint.ts";
 import { openTrainingData } from "./data-setup.ts";
 import { Progress } from "./progress.ts";
 import { RunDir, describePrecision } from "./run-dir.ts";
@@ -38,14 +39,24 @@ export class DivergedError extends NonFiniteError {
 
 export function train(cfg: TrainConfig, hooks: TrainHooks = {}): TrainResult {
   const run = RunDir.open(cfg);
+  // --init fixes the model shape (sequence length included) before the data is opened
+  const init = cfg.init ? initialWeights(cfg, run.log) : undefined;
   const data = openTrainingData(cfg, run.log);
-  cfg.model.vocabSize = data.tokenizer.vocabSize;
+  if (!init) cfg.model.vocabSize = data.tokenizer.vocabSize;
+  else if (cfg.model.vocabSize < data.tokenizer.vocabSize) {
+    throw new FileFormatError(cfg.init, `the model has ${cfg.model.vocabSize} vocabulary rows but the run's tokenizer has ${data.tokenizer.vocabSize} ids; use the tokenizer it was trained with`);
+  }
   const be = createBackend(cfg, run.log);
   try {
     const ctx = new RunContext(be, cfg.recipe, cfg.seed);
     ctx.totalSteps = cfg.steps;
     const model = new GPT(ctx, cfg.model, cfg.batchSize, cfg.model.seqLen);
     const opt = new Optimizer(be, model.params, cfg.optim);
+    if (init) {
+      checkCheckpointMatches(cfg.init, init, model.params, false);
+      const byName = new Map(init.params.map((t) => [t.name, t.data]));
+      for (const p of model.params) be.copy(p.data, be.fromArray(byName.get(p.name)!, p.shape));
+    }
     const start = cfg.resume ? run.restore(model, opt, data.train, be) : 0;
     run.begin(model, start, parameterCount(cfg.model), be.name, data.tokenizer);
 
@@ -107,6 +118,20 @@ export function train(cfg: TrainConfig, hooks: TrainHooks = {}): TrainResult {
   } finally {
     be.close();
   }
+}
+
+/**
+ * The checkpoint `--init` names; this run's model shape is taken from it (a vocabulary padded
+ * beyond the tokenizer's is kept).
+ */
+function initialWeights(cfg: TrainConfig, log: (s: string) => void): CheckpointContents {
+  const c = loadCheckpoint(cfg.init);
+  const m = (c.state.config as TrainConfig | undefined)?.model;
+  if (!m) throw new FileFormatError(cfg.init, "checkpoint has no model config");
+  const { preset: _p, ...shape } = m;
+  Object.assign(cfg.model, shape);
+  log(`init: weights from ${cfg.init} (step ${c.state.step}); model d=${m.dModel} L=${m.nLayers} vocab ${m.vocabSize}; optimizer and data start fresh`);
+  return c;
 }
 
 export { describePrecision };
