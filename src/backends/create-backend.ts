@@ -14,7 +14,7 @@ export function createBackend(cfg: { device: "cpu" | "cuda" | "auto"; threads: n
     const a = cudaAvailable();
     if (a.ok) return new CudaBackend() as unknown as Backend;
     if (cfg.device === "cuda") throw new Fp4lmError(`device=cuda: no usable GPU (${a.reason}); use --device=cpu or --device=auto`);
-    log(`device=auto: no usable GPU (${a.reason.split("\n")[0]}), training on the CPU`);
+    log(`device=auto: no usable GPU (${a.reason.split(/\.\s+Searched|\n/)[0]}), training on the CPU`);
   }
   return new CpuBackend({ threads: cfg.threads > 0 ? cfg.threads : undefined }) as unknown as Backend;
 }
