@@ -410,10 +410,9 @@ export function podInline(s: string): string {
       const body = s.slice(start, end);
       if (c === "E") {
         const e = body.trim();
+        const cp = /^0x[0-9a-f]+$/i.test(e) ? parseInt(e, 16) : /^0[0-7]+$/.test(e) ? parseInt(e, 8) : /^[0-9]+$/.test(e) ? parseInt(e, 10) : -1;
         out += Object.hasOwn(POD_ESCAPES, e) ? POD_ESCAPES[e]
-          : /^0x[0-9a-f]+$/i.test(e) ? String.fromCodePoint(parseInt(e, 16))
-          : /^0[0-7]+$/.test(e) ? String.fromCodePoint(parseInt(e, 8))
-          : /^[0-9]+$/.test(e) ? String.fromCodePoint(parseInt(e, 10))
+          : cp >= 0 ? (cp > 0 && cp <= 0x10ffff ? String.fromCodePoint(cp) : "\ufffd")
           : decodeEntities(`&${e};`).replace(/^&(.*);$/, "$1");
       } else if (c === "X" || c === "Z") {
         // index entries and null codes print nothing
@@ -774,7 +773,7 @@ export const REGCORPUS_PARTS: readonly RegcorpusPart[] = [
       { debs: ["python-astropy-doc"], include: [`${PY}/python-astropy-doc/html/_sources/**/*.txt`], extract: "rst", licence: "BSD-3-Clause" },
       { debs: ["clang-15-doc"], include: [`${PY}/clang-15/html/_sources/**/*.txt`], extract: "rst", licence: "Apache-2.0 with LLVM exception" },
       { debs: ["debian-policy"], include: [`${PY}/debian-policy/policy.html/_sources/**/*.txt`], extract: "rst", licence: "GPL-2+" },
-      { debs: ["developers-reference"], include: ["usr/share/developers-reference/_sources/**/*.txt"], extract: "rst", licence: "MIT" },
+      { debs: ["developers-reference"], include: ["usr/share/developers-reference/_sources/**/*.txt"], extract: "rst", licence: "GPL-2" },
     ],
   },
   {
