@@ -53,6 +53,8 @@ export interface Backend<T extends Tensor = Tensor, K extends Tokens = Tokens, O
   /** shape of what attentionForward saves for the backward: probabilities (B,NH,T,T), or a
    * flash-style backend's per-row logsumexp (B,NH,T) */
   attentionSavedShape(B: number, Tlen: number, NH: number, HS: number): number[];
+  /** what the attention core runs in for this head size, in words (logged with the run) */
+  attentionPrecision(HS: number): string;
   /** causal GQA core: out (B,T,NH,HS), `saved` as attentionSavedShape; q (B,T,NH,HS), k, v (B,T,NKV,HS) */
   attentionForward(out: T, saved: T, q: T, k: T, v: T, B: number, Tlen: number, NH: number, NKV: number, HS: number): void;
   /** dq, dk, dv overwritten; `out` and `saved` are the forward's */

@@ -82,12 +82,12 @@ export class RunDir {
     return c.state.step;
   }
 
-  begin(model: GPT, start: number, nParams: number, backend: string, tokenizer: { toJSON(): object; vocabSize: number }): void {
+  begin(model: GPT, start: number, nParams: number, backend: string, attention: string, tokenizer: { toJSON(): object; vocabSize: number }): void {
     const precision = model.precisionTable();
     writeFileSync(join(this.dir, "config.json"), JSON.stringify(this.cfg, null, 1) + "\n");
     writeFileSync(join(this.dir, "precision.json"), JSON.stringify({ step: start, layers: precision }, null, 1) + "\n");
     if (start === 0) {
-      this.metrics.write({ type: "run", recipe: this.cfg.recipe, config: this.cfg, precision, params: nParams, backend, time: new Date().toISOString() });
+      this.metrics.write({ type: "run", recipe: this.cfg.recipe, config: this.cfg, precision, attention, params: nParams, backend, time: new Date().toISOString() });
     }
     const c = this.cfg;
     this.log(`fp4lm train: ${this.dir}  recipe ${c.recipe.name}  ${(nParams / 1e6).toFixed(2)}M params  backend ${backend}  vocab ${tokenizer.vocabSize}`);
@@ -95,6 +95,7 @@ export class RunDir {
       `batch ${c.batchSize}x${c.gradAccum}; ${c.steps} steps; lr ${c.schedule.lr} ${c.schedule.kind}`);
     this.log("precision of every GEMM (also in precision.json):");
     this.log(describePrecision(precision).replace(/^/gm, "  "));
+    this.log(`attention core (softmax(QKᵀ)·V, not a recipe GEMM): ${attention}`);
   }
 
   precisionChanged(step: number, model: GPT, progress: Progress): void {

@@ -58,7 +58,7 @@ export function train(cfg: TrainConfig, hooks: TrainHooks = {}): TrainResult {
       for (const p of model.params) be.copy(p.data, be.fromArray(byName.get(p.name)!, p.shape));
     }
     const start = cfg.resume ? run.restore(model, opt, data.train, be) : 0;
-    run.begin(model, start, parameterCount(cfg.model), be.name, data.tokenizer);
+    run.begin(model, start, parameterCount(cfg.model), be.name, be.attentionPrecision(cfg.model.dModel / cfg.model.nHeads), data.tokenizer);
 
     const progress = new Progress(cfg.log, cfg.logEvery);
     const B = cfg.batchSize, T = cfg.model.seqLen, tokensPerStep = B * T * cfg.gradAccum;

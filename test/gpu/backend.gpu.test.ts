@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gpuBackend, randn, relMaxErr } from "./gpu.ts";
 import { CpuBackend, type CpuTensor } from "../../src/backends/cpu/cpu-backend.ts";
-import type { CudaTensor } from "../../src/backends/cuda/cuda-backend.ts";
+import { CudaBackend, type CudaTensor } from "../../src/backends/cuda/cuda-backend.ts";
 import type { OperandSpec } from "../../src/recipes/operand.ts";
 import { buildConfig } from "../../src/train/config.ts";
 import { train } from "../../src/train/train.ts";
@@ -57,18 +57,36 @@ test("ops: every backend op on the GPU within tolerance of the CPU oracle", (t) 
     c.attentionBackward(dq[0], dk[0], dv[0], datt[0], q[0], k[0], v[0], att[0], probs[0], B, T, NH, NKV, HS);
     g.attentionBackward(dq[1], dk[1], dv[1], datt[1], q[1], k[1], v[1], att[1], probs[1], B, T, NH, NKV, HS);
     check("attention dq", dq, 1e-4); check("attention dk", dk, 1e-4); check("attention dv", dv, 1e-4);
-    // head size 64: the GPU runs the flash kernels (logsumexp saved instead of probabilities)
-    {
-      const H = 64, T2 = 80, NH2 = 4, NKV2 = 1;
-      assert.deepEqual(g.attentionSavedShape(B, T2, NH2, H), [B, NH2, T2]);
-      const fq = pair(randn(B * T2 * NH2 * H, 21), [B, T2, NH2, H]), fk = pair(randn(B * T2 * NKV2 * H, 22), [B, T2, NKV2, H]), fv = pair(randn(B * T2 * NKV2 * H, 23), [B, T2, NKV2, H]);
-      const fo = zeros([B, T2, NH2, H]), fs = [c.alloc(c.attentionSavedShape(B, T2, NH2)), g.alloc(g.attentionSavedShape(B, T2, NH2, H))] as [CpuTensor, CudaTensor];
-      c.attentionForward(fo[0], fs[0], fq[0], fk[0], fv[0], B, T2, NH2, NKV2, H); g.attentionForward(fo[1], fs[1], fq[1], fk[1], fv[1], B, T2, NH2, NKV2, H);
-      check("flash attention out", fo, 1e-4);
-      const fd = pair(randn(B * T2 * NH2 * H, 24), [B, T2, NH2, H]), gq = zeros([B, T2, NH2, H]), gk = zeros([B, T2, NKV2, H]), gv = zeros([B, T2, NKV2, H]);
-      c.attentionBackward(gq[0], gk[0], gv[0], fd[0], fq[0], fk[0], fv[0], fo[0], fs[0], B, T2, NH2, NKV2, H);
-      g.attentionBackward(gq[1], gk[1], gv[1], fd[1], fq[1], fk[1], fv[1], fo[1], fs[1], B, T2, NH2, NKV2, H);
-      check("flash attention dq", gq, 1e-4); check("flash attention dk", gk, 1e-4); check("flash attention dv", gv, 1e-4);
+    // head size 64: the GPU runs the flash kernels (logsumexp saved instead of probabilities):
+    // FP32 on the CUDA cores (exact up to summation order) and BF16 on the tensor cores (the
+    // default; BF16 operands, so a BF16-level tolerance); partial tiles (T 80) and GQA 3:1 (T 200)
+    const exact = new CudaBackend({ attention: "fp32" });
+    try {
+      for (const [gb, tol] of [[exact, 1e-4], [g, 2e-2]] as [CudaBackend, number][]) {
+        for (const [T2, NH2, NKV2] of [[80, 4, 1], [200, 6, 2]]) {
+          const H = 64, tag = `${gb.attentionPrecision(H).split(" (")[0]} attention T=${T2} heads ${NH2}/${NKV2}`;
+          const errs: string[] = [];
+          const ck = (what: string, ct: CpuTensor, gt: CudaTensor) => {
+            const err = relMaxErr(gb.toArray(gt), c.toArray(ct));
+            errs.push(`${what} ${err.toExponential(2)}`);
+            assert.ok(err <= tol, `${tag} ${what}: max rel error ${err} > ${tol}`);
+          };
+          assert.deepEqual(gb.attentionSavedShape(B, T2, NH2, H), [B, NH2, T2]);
+          const cp = (data: Float32Array, shape: number[]) => [c.fromArray(data, shape), gb.fromArray(data, shape)] as [CpuTensor, CudaTensor];
+          const cz = (shape: number[]) => [c.alloc(shape), gb.alloc(shape)] as [CpuTensor, CudaTensor];
+          const fq = cp(randn(B * T2 * NH2 * H, 21), [B, T2, NH2, H]), fk = cp(randn(B * T2 * NKV2 * H, 22), [B, T2, NKV2, H]), fv = cp(randn(B * T2 * NKV2 * H, 23), [B, T2, NKV2, H]);
+          const fo = cz([B, T2, NH2, H]), fs = [c.alloc(c.attentionSavedShape(B, T2, NH2)), gb.alloc(gb.attentionSavedShape(B, T2, NH2, H))] as [CpuTensor, CudaTensor];
+          c.attentionForward(fo[0], fs[0], fq[0], fk[0], fv[0], B, T2, NH2, NKV2, H); gb.attentionForward(fo[1], fs[1], fq[1], fk[1], fv[1], B, T2, NH2, NKV2, H);
+          ck("out", fo[0], fo[1]);
+          const fd = cp(randn(B * T2 * NH2 * H, 24), [B, T2, NH2, H]), gq = cz([B, T2, NH2, H]), gk = cz([B, T2, NKV2, H]), gv = cz([B, T2, NKV2, H]);
+          c.attentionBackward(gq[0], gk[0], gv[0], fd[0], fq[0], fk[0], fv[0], fo[0], fs[0], B, T2, NH2, NKV2, H);
+          gb.attentionBackward(gq[1], gk[1], gv[1], fd[1], fq[1], fk[1], fv[1], fo[1], fs[1], B, T2, NH2, NKV2, H);
+          ck("dq", gq[0], gq[1]); ck("dk", gk[0], gk[1]); ck("dv", gv[0], gv[1]);
+          console.log(`# ${tag}: max rel error ${errs.join(", ")}`);
+        }
+      }
+    } finally {
+      exact.close();
     }
     // squared ReLU, add, split/concat
     const h = pair(randn(N * C, 12), [N, C]), a = zeros([N, C]);

@@ -114,6 +114,10 @@ export class CpuBackend implements Backend<CpuTensor, CpuTokens, CpuOperand> {
     ropeBackward(dx.data, dx.data, this.rope(T, HS, theta), B, T, NH, HS);
   }
 
+  attentionPrecision(): string {
+    return "fp32 (the CPU oracle, probabilities materialised)";
+  }
+
   attentionSavedShape(B: number, T: number, NH: number): number[] {
     return [B, NH, T, T];
   }

@@ -70,6 +70,12 @@ const B256: Dim3 = [256, 1, 1];
 
 export interface CudaBackendOptions {
   device?: number;
+  /**
+   * The attention core for head size 64: "bf16" (default) runs FlashAttention-2 on the tensor
+   * cores (BF16 operands, FP32 softmax and accumulation: attention-mma.cu); "fp32" the exact
+   * CUDA-core twin (attention-flash.cu). Environment: FP4LM_ATTENTION=bf16|fp32.
+   */
+  attention?: "bf16" | "fp32";
 }
 
 export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand> {
@@ -91,7 +97,12 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
   /** FP4LM_CUDA_SYNC=1: check every tensor at once (slower; for debugging) */
   private readonly eagerChecks = process.env.FP4LM_CUDA_SYNC === "1";
 
+  private readonly attentionMode: "bf16" | "fp32";
+
   constructor(opts: CudaBackendOptions = {}) {
+    const mode = opts.attention ?? process.env.FP4LM_ATTENTION ?? "bf16";
+    if (mode !== "bf16" && mode !== "fp32") throw new RangeError(`FP4LM_ATTENTION must be bf16 or fp32, got ${JSON.stringify(mode)}`);
+    this.attentionMode = mode;
     this.drv = getDriver();
     const info = this.drv.useDevice(opts.device ?? 0);
     this.name = `cuda:${opts.device ?? 0} (${info.name})`;
@@ -480,11 +491,28 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     return HS === 64 || HS === 128;
   }
 
+  /** BF16 tensor-core kernels exist for head size 64 (unless FP32 attention was asked for). */
+  private mma(HS: number): boolean {
+    return HS === 64 && this.attentionMode === "bf16";
+  }
+
+  attentionPrecision(HS: number): string {
+    if (this.mma(HS)) return "bf16 tensor cores (FlashAttention-2: BF16 Q·Kᵀ and P·V, FP32 softmax and accumulation)";
+    if (this.flash(HS)) return "fp32 CUDA cores (flash, exact order up to summation)";
+    return "fp32 CUDA cores (materialised probabilities)";
+  }
+
   attentionSavedShape(B: number, T: number, NH: number, HS: number): number[] {
     return this.flash(HS) ? [B, NH, T] : [B, NH, T, T];
   }
 
   attentionForward(out: CudaTensor, probs: CudaTensor, q: CudaTensor, k: CudaTensor, v: CudaTensor, B: number, T: number, NH: number, NKV: number, HS: number): void {
+    if (this.mma(HS)) {
+      this.launch("attention-mma.cu", `attention_mma_forward_hs${HS}`, [Math.ceil(T / 64), NH, B], [128, 1, 1], 0, [
+        ptr(out.ptr), ptr(probs.ptr), ptr(q.ptr), ptr(k.ptr), ptr(v.ptr), i32(B), i32(T), i32(NH), i32(NKV),
+      ]);
+      return;
+    }
     if (this.flash(HS)) {
       // probs carries the per-row logsumexp (B,NH,T)
       const shared = (2 * 64 * (HS + 4) + 64 * 68) * 4;
@@ -505,8 +533,14 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
       this.launch("attention-flash.cu", "attention_flash_backward_prep", [Math.ceil((B * T * NH) / 8), 1, 1], B256, 0, [
         ptr(D), ptr(dout.ptr), ptr(out.ptr), i32(B), i32(T), i32(NH), i32(HS),
       ]);
-      const shared = (4 * 64 * (HS + 4) + 64 * 68) * 4;
       const args = [ptr(dout.ptr), ptr(q.ptr), ptr(k.ptr), ptr(v.ptr), ptr(probs.ptr), ptr(D), i32(B), i32(T), i32(NH), i32(NKV)];
+      if (this.mma(HS)) {
+        this.launch("attention-mma.cu", `attention_mma_backward_dq_hs${HS}`, [Math.ceil(T / 64), NH, B], [128, 1, 1], 0, [ptr(dq.ptr), ...args]);
+        this.launch("attention-mma.cu", `attention_mma_backward_dkv_hs${HS}`, [Math.ceil(T / 64), NKV, B], [128, 1, 1], 0, [ptr(dk.ptr), ptr(dv.ptr), ...args]);
+        this.release(D);
+        return;
+      }
+      const shared = (4 * 64 * (HS + 4) + 64 * 68) * 4;
       this.launch("attention-flash.cu", `attention_flash_backward_dq_hs${HS}`, [Math.ceil(T / 64), NH, B], B256, shared, [ptr(dq.ptr), ...args]);
       this.launch("attention-flash.cu", `attention_flash_backward_dkv_hs${HS}`, [Math.ceil(T / 64), NKV, B], B256, shared, [ptr(dk.ptr), ptr(dv.ptr), ...args]);
       this.release(D);
