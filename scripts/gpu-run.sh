@@ -4,6 +4,9 @@
 # named in $FP4LM_GPU_BENCH (default: none; e.g. "quantize-gpu train-gpu"), saving logs under $OUT
 # (when set), and print a short summary table last. Usage (device tool): carry .gpu; command:
 #   FP4LM_GPU_BENCH="quantize-gpu train-gpu" FP4LM_ARGS_train_gpu="--steps 3 --profile" bash scripts/gpu-run.sh
+# Optional, same call: FP4LM_TORCH_ARGS="--recipes bf16,nvfp4" runs the PyTorch baseline
+# (bench/torch_gpt.py) after the benchmarks; FP4LM_GPU_INTEROP=1 runs issue 6's transformers checks
+# (test/interop_check.py, test/interop_check_nvfp4.py); FP4LM_GPU_TESTS=0 skips smoke + test:gpu.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/gpu-setup.sh
@@ -21,12 +24,22 @@ step() { # name, command...
 }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 # the bundle has node but no npm/npx: call node directly
-step smoke node --import tsx src/backends/cuda/smoke.gpu.ts
-step test-gpu env FP4LM_REQUIRE_GPU=1 node scripts/run-tests.mjs .gpu.test.ts
+if [ "${FP4LM_GPU_TESTS:-1}" = 1 ]; then
+  step smoke node --import tsx src/backends/cuda/smoke.gpu.ts
+  step test-gpu env FP4LM_REQUIRE_GPU=1 node scripts/run-tests.mjs .gpu.test.ts
+fi
 # per-benchmark arguments: FP4LM_ARGS_<name with - as _>, e.g. FP4LM_ARGS_train_gpu="--steps 3 --profile"
 for b in ${FP4LM_GPU_BENCH:-}; do
   v="FP4LM_ARGS_${b//-/_}"
   step "bench-$b" node --import tsx "bench/$b.bench.ts" ${!v:-}
 done
+if [ -n "${FP4LM_TORCH_ARGS+x}" ]; then
+  step torch-gpt env PYTHONUNBUFFERED=1 python3 bench/torch_gpt.py $FP4LM_TORCH_ARGS
+fi
+if [ "${FP4LM_GPU_INTEROP:-0}" = 1 ]; then
+  tmp=$(mktemp -d)
+  step interop-hf bash -c "node --import tsx scripts/interop-prepare.ts $tmp/export --overwrite && python3 test/interop_check.py $tmp/export $tmp/import"
+  step interop-nvfp4 bash -c "node --import tsx scripts/interop-nvfp4-prepare.ts $tmp/nvfp4 && python3 test/interop_check_nvfp4.py $tmp/nvfp4"
+fi
 echo; echo "logs in $out"; for f in "$out"/*.log; do echo "== $(basename "$f") (last 30 lines)"; grep -v "^✔\|^ok " "$f" | tail -30; done
 echo; echo "summary"; printf '%s\n' "${summary[@]}"

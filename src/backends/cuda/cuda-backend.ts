@@ -89,11 +89,13 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
   private readonly workspace: bigint;
   private readonly workspaceBytes = 32 << 20;
   private readonly owned = new Set<bigint>();
-  /** deferred non-finite checks: one device slot (first bad index, its value) per scanned tensor */
+  /**
+   * deferred non-finite checks: one 64-bit device slot per checked tensor, (first bad index << 32 |
+   * its fp32 bits) or all ones, filled by the kernel that reads the tensor anyway (nonfinite.cuh)
+   */
   private readonly checks: { name: string; rows: number; cols: number }[] = [];
   private readonly checkCapacity = 8192;
-  private readonly checkFlags: bigint;
-  private readonly checkValues: bigint;
+  private readonly checkSlots: bigint;
   /** FP4LM_CUDA_SYNC=1: check every tensor at once (slower; for debugging) */
   private readonly eagerChecks = process.env.FP4LM_CUDA_SYNC === "1";
 
@@ -109,9 +111,8 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     this.mem = deviceAllocator();
     this.lt = CublasLt.create();
     this.workspace = this.mem.alloc(this.workspaceBytes);
-    this.checkFlags = this.mem.alloc(this.checkCapacity * 4);
-    this.checkValues = this.mem.alloc(this.checkCapacity * 4);
-    this.drv.memsetD32(this.checkFlags, INT_MAX, this.checkCapacity);
+    this.checkSlots = this.mem.alloc(this.checkCapacity * 8);
+    this.drv.memsetD32(this.checkSlots, 0xffffffff, this.checkCapacity * 2);
   }
 
   // --- kernels ---------------------------------------------------------------------------
@@ -253,17 +254,22 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
   // --- quantized GEMM operands -------------------------------------------------------------
 
   /**
-   * Queue a non-finite scan of x; `flushChecks` (once per step, where the loss or the gradient
-   * norm is read anyway) raises the CPU's NonFiniteError for the first tensor that had NaN/Inf.
+   * A slot for the non-finite check of a (rows, cols) tensor named `name`: the caller passes it to
+   * the kernel that reads the tensor (amax, cast, or checks.cu's scan where nothing else reads it), then
+   * calls `checked()`. `flushChecks` (once per step, where the loss or the gradient norm is read
+   * anyway) raises the CPU's NonFiniteError for the first tensor that had NaN/Inf.
    */
-  private checkFinite(x: CudaTensor, rows: number, cols: number, name: string): void {
+  private checkSlot(rows: number, cols: number, name: string): bigint {
     const n = rows * cols;
-    if (n >= INT_MAX) throw new RangeError(`${name}: ${n} elements; the non-finite scan indexes with int32`);
+    if (n >= INT_MAX) throw new RangeError(`${name}: ${n} elements; the non-finite check indexes with int32`);
     if (this.checks.length === this.checkCapacity) this.flushChecks();
-    const slot = BigInt(this.checks.length) * 4n;
+    const slot = this.checkSlots + BigInt(this.checks.length) * 8n;
     this.checks.push({ name, rows, cols });
-    this.launch("quantize.cu", "nonfinite_scan_f32", grid1(n, 256, 4096), B256, 0, [ptr(x.ptr), i64(n), ptr(this.checkFlags + slot)]);
-    this.launch("checks.cu", "record_bad_value", [1, 1, 1], [32, 1, 1], 0, [ptr(x.ptr), ptr(this.checkFlags + slot), ptr(this.checkValues + slot)]);
+    return slot;
+  }
+
+  /** After the kernel holding a check slot was queued: FP4LM_CUDA_SYNC=1 reads it at once. */
+  private checked(): void {
     if (this.eagerChecks) this.flushChecks();
   }
 
@@ -271,22 +277,22 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
   flushChecks(): void {
     const k = this.checks.length;
     if (k === 0) return;
-    const flags = new Int32Array(k), values = new Float32Array(k);
-    this.drv.memcpyDtoH(flags, this.checkFlags, k * 4);
-    this.drv.memcpyDtoH(values, this.checkValues, k * 4);
-    this.drv.memsetD32(this.checkFlags, INT_MAX, k);
+    const slots = new BigUint64Array(k);
+    this.drv.memcpyDtoH(slots, this.checkSlots, k * 8);
+    this.drv.memsetD32(this.checkSlots, 0xffffffff, k * 2);
     const pending = this.checks.splice(0, k);
-    const bad = flags.findIndex((f) => f !== INT_MAX);
+    const bad = slots.findIndex((v) => v !== 0xffffffffffffffffn);
     if (bad >= 0) {
-      const c = pending[bad];
-      throw nonFiniteError(c.name, [c.rows, c.cols], flags[bad], values[bad]);
+      const c = pending[bad], v = slots[bad];
+      const value = new Float32Array(new Uint32Array([Number(v & 0xffffffffn)]).buffer)[0];
+      throw nonFiniteError(c.name, [c.rows, c.cols], Number(v >> 32n), value);
     }
   }
 
   /** Cast x (or xᵀ, through coalesced 32x32 tiles) into an operand buffer. */
-  private castOperand(kernel: "cast_f32_f32" | "cast_bf16_f32", x: CudaTensor, rows: number, cols: number, transpose: boolean, out: bigint): void {
-    if (transpose && Math.ceil(rows / 32) <= 65535) this.launch("cast.cu", `${kernel}_t`, [Math.ceil(cols / 32), Math.ceil(rows / 32), 1], [32, 8, 1], 0, [ptr(x.ptr), i32(rows), i32(cols), ptr(out)]);
-    else this.launch("cast.cu", kernel, grid1(rows * cols), B256, 0, [ptr(x.ptr), i32(rows), i32(cols), i32(transpose ? 1 : 0), ptr(out)]);
+  private castOperand(kernel: "cast_f32_f32" | "cast_bf16_f32", x: CudaTensor, rows: number, cols: number, transpose: boolean, out: bigint, slot: bigint): void {
+    if (transpose && Math.ceil(rows / 32) <= 65535) this.launch("cast.cu", `${kernel}_t`, [Math.ceil(cols / 32), Math.ceil(rows / 32), 1], [32, 8, 1], 0, [ptr(x.ptr), i32(rows), i32(cols), ptr(out), ptr(slot)]);
+    else this.launch("cast.cu", kernel, grid1(rows * cols), B256, 0, [ptr(x.ptr), i32(rows), i32(cols), i32(transpose ? 1 : 0), ptr(out), ptr(slot)]);
   }
 
   /**
@@ -294,8 +300,9 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
    * tests); `quantize` is this without the bytes.
    */
   quantizeBytes(x: CudaTensor, rows: number, cols: number, spec: OperandSpec, transpose: boolean, stream: OperandStream, name: string, keep = true): QuantizedBytes {
-    this.checkFinite(x, rows, cols, name);
-    if (keep) this.flushChecks();
+    const slot = this.checkSlot(rows, cols, name);
+    // the check rides on the first kernel that reads x; parity callers (keep) see the error first
+    const checked = () => { this.checked(); if (keep) this.flushChecks(); };
     const [R, C] = transpose ? [cols, rows] : [rows, cols];
     const n = R * C;
     const shape: [number, number] = [R, C];
@@ -316,13 +323,15 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     switch (spec.format) {
       case "fp32": {
         const o = this.scratch(n * 4);
-        this.castOperand("cast_f32_f32", x, rows, cols, transpose, o);
+        this.castOperand("cast_f32_f32", x, rows, cols, transpose, o, slot);
+        checked();
         out.operand = { rows: R, cols: C, spec, ptr: o, dtype: "f32" };
         return out;
       }
       case "bf16": {
         const o = this.scratch(n * 2);
-        this.castOperand("cast_bf16_f32", x, rows, cols, transpose, o);
+        this.castOperand("cast_bf16_f32", x, rows, cols, transpose, o, slot);
+        checked();
         out.operand.ptr = o;
         return out;
       }
@@ -333,10 +342,11 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
         const amax = this.scratch(4);
         this.drv.memsetD32(amax, 0, 1);
         if (spec.rht) {
-          this.launch("quantize.cu", "rht_amax_f32", tiled, B256, 0, [ptr(x.ptr), i32(rows), i32(cols), i32(transpose ? 1 : 0), i32(spec.rht.size), ...mask.map((m) => i32(m | 0)), ptr(amax)]);
+          this.launch("quantize.cu", "rht_amax_f32", tiled, B256, 0, [ptr(x.ptr), i32(rows), i32(cols), i32(transpose ? 1 : 0), i32(spec.rht.size), ...mask.map((m) => i32(m | 0)), ptr(amax), ptr(slot)]);
         } else {
-          this.launch("quantize.cu", "amax_f32", grid1(n, 256, 4096), B256, 0, [ptr(x.ptr), i64(n), ptr(amax)]);
+          this.launch("quantize.cu", "amax_f32", grid1(n, 256, 4096), B256, 0, [ptr(x.ptr), i64(n), ptr(amax), ptr(slot)]);
         }
+        checked();
         const packed = this.scratch(n / 2), scales = this.scratch(n / 16), o = this.scratch(n * 2);
         this.launch("quantize.cu", "nvfp4_quantize_f32", tiled, B256, 0, [
           ptr(x.ptr), i32(rows), i32(cols), i32(transpose ? 1 : 0), i32(spec.block === "16x16" ? 1 : 0), ...rhtArgs, ...seedArgs,
@@ -354,6 +364,8 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
       case "mxfp4": {
         checkMultiple(name, "MXFP4", shape, 1, 32, "one UE8M0 scale per 32 consecutive values");
         if (spec.rht) checkMultiple(name, `an RHT of size ${spec.rht.size}`, shape, 1, spec.rht.size, "the transform mixes groups along the last dimension");
+        this.launch("checks.cu", "nonfinite_slot_f32", grid1(n, 256, 4096), B256, 0, [ptr(x.ptr), i64(n), ptr(slot)]);
+        checked();
         const packed = this.scratch(n / 2), scales = this.scratch(n / 32), o = this.scratch(n * 2);
         this.launch("quantize.cu", "mxfp4_quantize_f32", tiled, B256, 0, [
           ptr(x.ptr), i32(rows), i32(cols), i32(transpose ? 1 : 0), i32(spec.mxScale === "rceil" ? 1 : 0), ...rhtArgs, ...seedArgs,
@@ -369,7 +381,8 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
         const nBlocks = scaling === 0 ? 1 : scaling === 1 ? R * Math.ceil(C / 128) : Math.ceil(R / 128) * Math.ceil(C / 128);
         const bam = this.scratch(nBlocks * 4);
         this.drv.memsetD32(bam, 0, nBlocks);
-        this.launch("quantize.cu", "fp8_block_amax_f32", tiled, B256, 0, [ptr(x.ptr), i32(rows), i32(cols), i32(transpose ? 1 : 0), i32(scaling), ptr(bam)]);
+        this.launch("quantize.cu", "fp8_block_amax_f32", tiled, B256, 0, [ptr(x.ptr), i32(rows), i32(cols), i32(transpose ? 1 : 0), i32(scaling), ptr(bam), ptr(slot)]);
+        checked();
         const data = this.scratch(n), sinv = this.scratch(nBlocks * 4), deq = this.scratch(n * 4), o = this.scratch(n * 2);
         this.launch("quantize.cu", "fp8_quantize_f32", tiled, B256, 0, [
           ptr(x.ptr), i32(rows), i32(cols), i32(transpose ? 1 : 0), i32(scaling), i32(spec.fp8 === "e5m2" ? 1 : 0), i32(scaling === 0 ? 0 : 1),
@@ -381,7 +394,7 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
           out.operand = { rows: R, cols: C, spec, ptr: deq, dtype: "f32" };
         } else {
           // block scales are powers of two: fp8·scale_inv is exact in BF16
-          this.launch("cast.cu", "cast_bf16_f32", grid1(n), B256, 0, [ptr(deq), i32(R), i32(C), i32(0), ptr(o)]);
+          this.launch("cast.cu", "cast_bf16_f32", grid1(n), B256, 0, [ptr(deq), i32(R), i32(C), i32(0), ptr(o), ptr(0n)]);
           out.operand.ptr = o;
         }
         if (keep) {
@@ -566,6 +579,14 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     this.launch("elementwise.cu", "sqrelu_backward", grid1(x.size), B256, 0, [ptr(dx.ptr), ptr(dout.ptr), ptr(x.ptr), i64(x.size)]);
   }
 
+  swigluForward(out: CudaTensor, gateUp: CudaTensor, rows: number, F: number): void {
+    this.launch("swiglu.cu", "swiglu_forward", grid1(rows * F), B256, 0, [ptr(out.ptr), ptr(gateUp.ptr), i32(rows), i32(F)]);
+  }
+
+  swigluBackward(dGateUp: CudaTensor, dout: CudaTensor, gateUp: CudaTensor, rows: number, F: number): void {
+    this.launch("swiglu.cu", "swiglu_backward", grid1(rows * F), B256, 0, [ptr(dGateUp.ptr), ptr(dout.ptr), ptr(gateUp.ptr), i32(rows), i32(F)]);
+  }
+
   private tokenError(what: string, flag: bigint, tokens: CudaTokens, V: number): void {
     const bad = this.readInt(flag);
     this.release(flag);
@@ -688,8 +709,7 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     for (const t of this.ropeTables.values()) this.release(t.cos, t.sin);
     this.ropeTables.clear();
     this.mem.free(this.workspace);
-    this.mem.free(this.checkFlags);
-    this.mem.free(this.checkValues);
+    this.mem.free(this.checkSlots);
     this.checks.length = 0;
     for (const e of [...this.eventPool, ...this.marks.flatMap((m) => [m.start, m.end])]) this.drv.eventDestroy(e);
     this.mem.trim();

@@ -1,15 +1,19 @@
 /**
- * Deferred non-finite checks: after `nonfinite_scan_f32` wrote the first bad flat index of a
- * tensor into a slot (INT_MAX when none), `record_bad_value` copies that element's value into a
- * parallel slot right away, before later kernels can overwrite the tensor. The host reads all
- * slots once per step (a single synchronisation) and raises the CPU oracle's NonFiniteError for
- * the first bad slot: same layer, same element, same value.
+ * Standalone non-finite scans for operands whose quantizer has no pass to fuse the check into
+ * (MXFP4, FP32 copies; the NVFP4, FP8 and BF16 paths check inside their amax or cast kernel):
+ * nonfinite.cuh's packed first-bad slot, filled in one read of the tensor.
  */
+#include "nonfinite.cuh"
 
-/** record_bad_value(const float* x, const int* flag, float* value); launch 1 block of 32 threads. */
-extern "C" __global__ void record_bad_value(const float* x, const int* flag, float* value) {
-  if (threadIdx.x == 0 && blockIdx.x == 0) {
-    const int i = *flag;
-    if (i != 0x7fffffff) *value = x[i];
+/**
+ * nonfinite_slot_f32(const float* x, long long n, unsigned long long* slot)
+ *   slot ← min(slot, (i << 32) | bits(x[i])) over non-finite x[i], i < n < 2^31. Grid-stride,
+ *   any grid; block 256.
+ */
+extern "C" __global__ void nonfinite_slot_f32(const float* x, long long n, unsigned long long* slot) {
+  const long long stride = (long long)gridDim.x * blockDim.x;
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+    const float v = x[i];
+    if ((__float_as_uint(v) & 0x7f800000u) == 0x7f800000u) { note_nonfinite(slot, i, v); break; }  // later i are larger
   }
 }

@@ -20,6 +20,7 @@
  * (common.cuh is written to be insensitive to these, but keep them).
  */
 #include "common.cuh"
+#include "nonfinite.cuh"
 
 using namespace fp4q;
 
@@ -47,16 +48,22 @@ struct LoadBF16 {
  * threads take consecutive r, so both cases read memory consecutively.
  */
 template <typename L>
-__device__ __forceinline__ void load_tile(float (*tile)[QZ_LD], const typename L::T* x, int R, int C, int transpose, int r0, int c0) {
+__device__ __forceinline__ void load_tile(float (*tile)[QZ_LD], const typename L::T* x, int R, int C, int transpose, int r0, int c0, unsigned long long* bad = nullptr) {
   if (!transpose) {
     for (int idx = threadIdx.x; idx < QZ_TR * QZ_TC; idx += QZ_THREADS) {
       const int rr = idx >> 7, cc = idx & 127, r = r0 + rr, c = c0 + cc;
-      tile[rr][cc] = (r < R && c < C) ? L::at(x, (long long)r * C + c) : 0.0f;
+      const long long i = (long long)r * C + c;
+      const float v = (r < R && c < C) ? L::at(x, i) : 0.0f;
+      note_nonfinite(bad, i, v);
+      tile[rr][cc] = v;
     }
   } else {
     for (int idx = threadIdx.x; idx < QZ_TR * QZ_TC; idx += QZ_THREADS) {
       const int rr = idx & 31, cc = idx >> 5, r = r0 + rr, c = c0 + cc;
-      tile[rr][cc] = (r < R && c < C) ? L::at(x, (long long)c * R + r) : 0.0f;
+      const long long i = (long long)c * R + r;
+      const float v = (r < R && c < C) ? L::at(x, i) : 0.0f;
+      note_nonfinite(bad, i, v);
+      tile[rr][cc] = v;
     }
   }
 }
@@ -166,30 +173,32 @@ extern "C" __global__ void nonfinite_scan_bf16(const unsigned short* x, long lon
 // ================================================================ amax
 
 /**
- * amax_f32(const float* x, long long n, unsigned* amax_bits)
- * amax_bf16(const unsigned short* x, long long n, unsigned* amax_bits)
+ * amax_f32(const float* x, long long n, unsigned* amax_bits, unsigned long long* bad)
+ * amax_bf16(const unsigned short* x, long long n, unsigned* amax_bits, unsigned long long* bad)
  *   amax_bits ← max(amax_bits, bits of max_i |x_i|) ignoring NaN (TE: fmaxf from 0). The host sets
  *   *amax_bits = 0 first; the result is the fp32 bit pattern of the amax. Orientation-free, so it
  *   serves both copies of an operand without RHT. Grid-stride: any grid, blockDim % 32 == 0, ≤ 1024.
  */
 template <typename L>
-__device__ __forceinline__ void amax_impl(const typename L::T* x, long long n, unsigned* amax_bits) {
+__device__ __forceinline__ void amax_impl(const typename L::T* x, long long n, unsigned* amax_bits, unsigned long long* bad) {
   __shared__ u32 scratch[32];
   const long long stride = (long long)gridDim.x * blockDim.x;
   u32 m = 0;
   for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
-    const u32 a = abs_bits_nonan(L::at(x, i));
+    const float v = L::at(x, i);
+    note_nonfinite(bad, i, v);
+    const u32 a = abs_bits_nonan(v);
     m = a > m ? a : m;
   }
   m = block_max_bits(m, scratch);
   if (threadIdx.x == 0) atomic_max_nonneg_bits(amax_bits, m);
 }
-extern "C" __global__ void amax_f32(const float* x, long long n, unsigned* amax_bits) { amax_impl<LoadF32>(x, n, amax_bits); }
-extern "C" __global__ void amax_bf16(const unsigned short* x, long long n, unsigned* amax_bits) { amax_impl<LoadBF16>(x, n, amax_bits); }
+extern "C" __global__ void amax_f32(const float* x, long long n, unsigned* amax_bits, unsigned long long* bad) { amax_impl<LoadF32>(x, n, amax_bits, bad); }
+extern "C" __global__ void amax_bf16(const unsigned short* x, long long n, unsigned* amax_bits, unsigned long long* bad) { amax_impl<LoadBF16>(x, n, amax_bits, bad); }
 
 /**
  * rht_amax_f32(const float* x, int rows, int cols, int transpose, int size,
- *              int s0, int s1, int s2, int s3, unsigned* amax_bits)
+ *              int s0, int s1, int s2, int s3, unsigned* amax_bits, unsigned long long* bad)
  * rht_amax_bf16(const unsigned short* x, ...same...)
  *   amax_bits ← max(amax_bits, max |BF16(RHT(x'))|) ignoring NaN, where x' = transpose ? xᵀ : x is
  *   the operand in its quantized orientation (R, C) and the RHT of `size` (power of two 2..128,
@@ -199,7 +208,7 @@ extern "C" __global__ void amax_bf16(const unsigned short* x, long long n, unsig
  *   *amax_bits = 0 first. Tiled launch (header).
  */
 template <typename L>
-__device__ __forceinline__ void rht_amax_impl(const typename L::T* x, int rows, int cols, int transpose, int size, u32 s0, u32 s1, u32 s2, u32 s3, unsigned* amax_bits) {
+__device__ __forceinline__ void rht_amax_impl(const typename L::T* x, int rows, int cols, int transpose, int size, u32 s0, u32 s1, u32 s2, u32 s3, unsigned* amax_bits, unsigned long long* bad) {
   __shared__ float tile[QZ_TR][QZ_LD];
   __shared__ u32 scratch[32];
   if (blockDim.x != QZ_THREADS) return;
@@ -209,7 +218,7 @@ __device__ __forceinline__ void rht_amax_impl(const typename L::T* x, int rows, 
   u32 m = 0;
   for (int tr = blockIdx.y; tr < tilesR; tr += gridDim.y) {
     __syncthreads();
-    load_tile<L>(tile, x, R, C, transpose, tr * QZ_TR, c0);
+    load_tile<L>(tile, x, R, C, transpose, tr * QZ_TR, c0, bad);
     __syncthreads();
     float v[16];
     segment_values(tile, lrow, lseg, size, s0, s1, s2, s3, v);  // zero padding transforms to zeros
@@ -219,11 +228,11 @@ __device__ __forceinline__ void rht_amax_impl(const typename L::T* x, int rows, 
   m = block_max_bits(m, scratch);
   if (threadIdx.x == 0) atomic_max_nonneg_bits(amax_bits, m);
 }
-extern "C" __global__ void rht_amax_f32(const float* x, int rows, int cols, int transpose, int size, int s0, int s1, int s2, int s3, unsigned* amax_bits) {
-  rht_amax_impl<LoadF32>(x, rows, cols, transpose, size, (u32)s0, (u32)s1, (u32)s2, (u32)s3, amax_bits);
+extern "C" __global__ void rht_amax_f32(const float* x, int rows, int cols, int transpose, int size, int s0, int s1, int s2, int s3, unsigned* amax_bits, unsigned long long* bad) {
+  rht_amax_impl<LoadF32>(x, rows, cols, transpose, size, (u32)s0, (u32)s1, (u32)s2, (u32)s3, amax_bits, bad);
 }
-extern "C" __global__ void rht_amax_bf16(const unsigned short* x, int rows, int cols, int transpose, int size, int s0, int s1, int s2, int s3, unsigned* amax_bits) {
-  rht_amax_impl<LoadBF16>(x, rows, cols, transpose, size, (u32)s0, (u32)s1, (u32)s2, (u32)s3, amax_bits);
+extern "C" __global__ void rht_amax_bf16(const unsigned short* x, int rows, int cols, int transpose, int size, int s0, int s1, int s2, int s3, unsigned* amax_bits, unsigned long long* bad) {
+  rht_amax_impl<LoadBF16>(x, rows, cols, transpose, size, (u32)s0, (u32)s1, (u32)s2, (u32)s3, amax_bits, bad);
 }
 
 // ================================================================ NVFP4
@@ -395,7 +404,8 @@ __device__ __forceinline__ long long fp8_block_index(int scaling, int r, int c, 
 }
 
 /**
- * fp8_block_amax_f32(const float* x, int rows, int cols, int transpose, int scaling, unsigned* block_amax_bits)
+ * fp8_block_amax_f32(const float* x, int rows, int cols, int transpose, int scaling, unsigned* block_amax_bits,
+ *                    unsigned long long* bad)
  * fp8_block_amax_bf16(const unsigned short* x, ...same...)
  *   block_amax_bits[b] ← max(…, bits of max |x'| over scale block b) ignoring NaN, x' in the
  *   quantized orientation (R, C). scaling 0 = tensor (1 block), 1 = 1x128 ((R, ceil(C/128))
@@ -404,7 +414,7 @@ __device__ __forceinline__ long long fp8_block_index(int scaling, int r, int c, 
  *   Tiled launch (header). Any R, C ≥ 1.
  */
 template <typename L>
-__device__ __forceinline__ void fp8_block_amax_impl(const typename L::T* x, int rows, int cols, int transpose, int scaling, unsigned* block_amax_bits) {
+__device__ __forceinline__ void fp8_block_amax_impl(const typename L::T* x, int rows, int cols, int transpose, int scaling, unsigned* block_amax_bits, unsigned long long* bad) {
   __shared__ float tile[QZ_TR][QZ_LD];
   __shared__ u32 scratch[32];
   if (blockDim.x != QZ_THREADS) return;
@@ -413,7 +423,7 @@ __device__ __forceinline__ void fp8_block_amax_impl(const typename L::T* x, int 
   const int c0 = blockIdx.x * QZ_TC, tilesR = (R + QZ_TR - 1) / QZ_TR;
   for (int tr = blockIdx.y; tr < tilesR; tr += gridDim.y) {
     __syncthreads();
-    load_tile<L>(tile, x, R, C, transpose, tr * QZ_TR, c0);
+    load_tile<L>(tile, x, R, C, transpose, tr * QZ_TR, c0, bad);
     __syncthreads();
     float v[16];
     segment_values(tile, lrow, lseg, 0, 0u, 0u, 0u, 0u, v);  // zero padding outside the matrix
@@ -429,11 +439,11 @@ __device__ __forceinline__ void fp8_block_amax_impl(const typename L::T* x, int 
     }
   }
 }
-extern "C" __global__ void fp8_block_amax_f32(const float* x, int rows, int cols, int transpose, int scaling, unsigned* block_amax_bits) {
-  fp8_block_amax_impl<LoadF32>(x, rows, cols, transpose, scaling, block_amax_bits);
+extern "C" __global__ void fp8_block_amax_f32(const float* x, int rows, int cols, int transpose, int scaling, unsigned* block_amax_bits, unsigned long long* bad) {
+  fp8_block_amax_impl<LoadF32>(x, rows, cols, transpose, scaling, block_amax_bits, bad);
 }
-extern "C" __global__ void fp8_block_amax_bf16(const unsigned short* x, int rows, int cols, int transpose, int scaling, unsigned* block_amax_bits) {
-  fp8_block_amax_impl<LoadBF16>(x, rows, cols, transpose, scaling, block_amax_bits);
+extern "C" __global__ void fp8_block_amax_bf16(const unsigned short* x, int rows, int cols, int transpose, int scaling, unsigned* block_amax_bits, unsigned long long* bad) {
+  fp8_block_amax_impl<LoadBF16>(x, rows, cols, transpose, scaling, block_amax_bits, bad);
 }
 
 /**
