@@ -1,16 +1,16 @@
 /**
  * Finding and loading the CUDA pieces the backend needs: the driver (libcuda.so.1), NVRTC, cuBLASLt
- * and a CUDA include folder (one holding cuda_bf16.h, for NVRTC). Also the backend's two error
- * classes. Not a CUDA installer: it only looks, and when it finds nothing it says where it looked
+ * and a CUDA include folder (one holding cuda_bf16.h, for NVRTC); and NCCL (libnccl.so.2), which
+ * only data-parallel training loads. Also the backend's two error classes. Not a CUDA installer: it only looks, and when it finds nothing it says where it looked
  * and which environment variable to set.
  *
  * Search order for each piece (first hit wins):
- *   1. the override: FP4LM_LIBCUDA, FP4LM_NVRTC, FP4LM_CUBLASLT (a file, or a folder to search),
- *      FP4LM_CUDA_INCLUDE (a folder); when set, nothing else is searched;
+ *   1. the override: FP4LM_LIBCUDA, FP4LM_NVRTC, FP4LM_CUBLASLT, FP4LM_NCCL_LIB (a file, or a folder
+ *      to search), FP4LM_CUDA_INCLUDE (a folder); when set, nothing else is searched;
  *   2. $CUDA_HOME, $CUDA_PATH, /usr/local/cuda, then /usr/local/cuda-X.Y newest first, each with
  *      lib64, lib, targets/x86_64-linux/lib (include, targets/x86_64-linux/include for headers);
  *   3. Python wheels: /opt/<env>/.venv/lib/python3.<n>/site-packages/nvidia/<pkg>/{lib,include}
- *      for pkg in cu13, cu12, cuda_nvrtc, cublas, cuda_runtime, and the same under
+ *      for pkg in cu13, cu12, cuda_nvrtc, cublas, cuda_runtime, nccl, and the same under
  *      /usr/local/lib/python3.<n> and /usr/lib/python3.<n> ({site,dist}-packages), newest first;
  *   4. LD_LIBRARY_PATH, the dynamic loader's cache (`ldconfig -p`), the system library folders.
  * The driver is not part of a toolkit: for libcuda only step 1, LD_LIBRARY_PATH, the loader's cache
@@ -40,14 +40,15 @@ export class CudaError extends Fp4lmError {
   }
 }
 
-/** One of the four pieces, with the environment variable that overrides its search. */
-export type CudaPiece = "libcuda" | "nvrtc" | "cublasLt" | "include";
+/** One of the pieces, with the environment variable that overrides its search. */
+export type CudaPiece = "libcuda" | "nvrtc" | "cublasLt" | "include" | "nccl";
 
 export const PIECE_ENV: Record<CudaPiece, string> = {
   libcuda: "FP4LM_LIBCUDA",
   nvrtc: "FP4LM_NVRTC",
   cublasLt: "FP4LM_CUBLASLT",
   include: "FP4LM_CUDA_INCLUDE",
+  nccl: "FP4LM_NCCL_LIB",
 };
 
 /** File names tried in each folder, in order of preference (newest major first). */
@@ -56,6 +57,7 @@ export const PIECE_NAMES: Record<CudaPiece, readonly string[]> = {
   nvrtc: ["libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"],
   cublasLt: ["libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so"],
   include: ["cuda_bf16.h"],
+  nccl: ["libnccl.so.2", "libnccl.so"],
 };
 
 const PIECE_WHAT: Record<CudaPiece, string> = {
@@ -63,6 +65,7 @@ const PIECE_WHAT: Record<CudaPiece, string> = {
   nvrtc: "NVRTC (libnvrtc.so.13 / .so.12 / .so)",
   cublasLt: "cuBLASLt (libcublasLt.so.13 / .so.12 / .so)",
   include: "a CUDA include folder (one holding cuda_bf16.h)",
+  nccl: "NCCL (libnccl.so.2), needed for training on several GPUs",
 };
 
 /** The piece was not found anywhere; the message lists every place searched. */
@@ -79,6 +82,8 @@ export class CudaNotFoundError extends Fp4lmError {
         searched.map((s) => `  ${s}`).join("\n") +
         (piece === "libcuda"
           ? `\nThe driver library comes with the NVIDIA driver: is there a GPU and a driver on this machine? Or set ${env} to the file.`
+          : piece === "nccl"
+          ? `\nInstall NCCL (the libnccl2 package, or the nvidia-nccl-cu13 wheel) or set ${env} to its file.`
           : `\nInstall the CUDA toolkit (or the NVIDIA wheels) or set ${env} to its ${piece === "include" ? "folder" : "file"}.`),
     );
   }
@@ -103,7 +108,7 @@ export interface CudaPaths {
   searched: string[];
 }
 
-/** Find all four pieces; throws CudaNotFoundError for the first one missing. Loads nothing. */
+/** Find the four pieces the backend needs (not NCCL); throws CudaNotFoundError for the first one missing. Loads nothing. */
 export function findCuda(opts: SearchOptions = {}): CudaPaths {
   const searched: string[] = [];
   const out = {} as Record<CudaPiece, string>;
@@ -198,7 +203,7 @@ function cudaHomes(opts: SearchOptions): string[] {
   return unique(homes);
 }
 
-const WHEEL_PACKAGES = ["cu13", "cu12", "cuda_nvrtc", "cublas", "cuda_runtime"];
+const WHEEL_PACKAGES = ["cu13", "cu12", "cuda_nvrtc", "cublas", "cuda_runtime", "nccl"];
 
 /** nvidia/<pkg> folders of Python environments, newest Python first. */
 function wheelDirs(opts: SearchOptions): string[] {
