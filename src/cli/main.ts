@@ -50,7 +50,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     switch (cmd) {
       case "quantize": return quantizeCommand(rest);
-      case "train": return trainCommand(rest);
+      case "train": return await trainCommand(rest);
       case "quickstart": return await quickstartCommand(rest);
       case "prepare": return prepareCommand(rest);
       case "eval": return evalCommand(rest);

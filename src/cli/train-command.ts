@@ -2,8 +2,11 @@
  * `fp4lm train [--config FILE] [--key=value ...]`: train a model with a precision recipe
  * (`--recipe=nvfp4|bf16|fp8|mxfp4`, then field overrides such as `--recipe.sr.gradients=false`).
  * Every setting is in src/train/config.ts; bad settings are all reported before any work.
+ * `--gpus N` (or `--ranks N --device=cpu`) trains data-parallel, one process per rank
+ * (src/parallel/launch.ts).
  */
 import { UsageError } from "../errors.ts";
+import { launchDataParallel } from "../parallel/launch.ts";
 import { buildConfig } from "../train/config.ts";
 import { train } from "../train/train.ts";
 
@@ -14,6 +17,8 @@ export const TRAIN_HELP = `fp4lm train [--config FILE.json] [--key=value ...]
   --steps=200 --batchSize=8 --gradAccum=1 --schedule.lr=3e-3 --schedule.kind=wsd|cosine|constant
   --data.dir=DIR (from fp4lm prepare) | --data.bundled=moby-dick --data.tokenizer=bpe --data.vocabSize=1024
   --name=RUN --outDir=runs --seed=1337 --evalEvery=25 --checkpointEvery=0 --threads=0
+  --gpus=N                         data parallel over N GPUs, one process each (batchSize, gradAccum per GPU)
+  --ranks=N --device=cpu           the same with N CPU processes
   --resume                         continue runs/NAME from its checkpoint, bit for bit
   --overwrite                      replace runs/NAME`;
 
@@ -32,13 +37,29 @@ export function parseOverrides(argv: string[]): [string[], string | undefined] {
   return [out, file];
 }
 
-export function trainCommand(argv: string[]): number {
+/** `gpus=N` → `ranks=N`, `device=cuda`; whether the run goes through the data-parallel launcher. */
+export function parallelOverrides(overrides: string[]): [string[], boolean] {
+  const gpus = overrides.filter((o) => o.startsWith("gpus="));
+  if (gpus.length === 0) return [overrides, overrides.some((o) => o.startsWith("ranks="))];
+  if (overrides.some((o) => o.startsWith("ranks="))) throw new UsageError("give --gpus N (GPU ranks) or --ranks N (with --device), not both");
+  if (overrides.includes("device=cpu")) throw new UsageError("--gpus runs on GPUs; for CPU ranks use --ranks N --device=cpu");
+  const rest = overrides.filter((o) => !o.startsWith("gpus=") && !o.startsWith("device="));
+  return [[...rest, `ranks=${gpus[gpus.length - 1].slice(5)}`, "device=cuda"], true];
+}
+
+export async function trainCommand(argv: string[]): Promise<number> {
   if (argv.includes("--help") || argv.includes("-h")) {
     console.log(TRAIN_HELP);
     return 0;
   }
-  const [overrides, file] = parseOverrides(argv);
+  const [given, file] = parseOverrides(argv);
+  const [overrides, launch] = parallelOverrides(given);
   const cfg = buildConfig(overrides, file);
+  if (launch || cfg.ranks > 1) {
+    const r = await launchDataParallel(cfg);
+    console.log(`done: ${r.runDir}  final val_loss ${r.finalValLoss?.toFixed(4) ?? "n/a"}  ${Math.round(r.tokensPerS ?? 0)} tok/s over ${cfg.ranks} ranks`);
+    return 0;
+  }
   const r = train(cfg);
   const last = r.evals[r.evals.length - 1];
   console.log(`done: ${r.runDir}  final val_loss ${last ? last.valLoss.toFixed(4) : "n/a"}  ${Math.round(r.tokensPerS)} tok/s`);

@@ -129,3 +129,31 @@ test("a shard shorter than one batch is refused, saying how many tokens are need
     assert.throws(() => TokenLoader.open(file, { B: 0, T: 8 }), /positive integer/);
   });
 });
+
+test("skip(n) lands where n next() calls land, across epochs; ranks that each skip their peers' batches split one stream", () => {
+  withShard(2_000, (file) => {
+    // 2000 tokens, T 32: 62 windows, B 4: an epoch ends inside batch 16, so the skips cross epochs
+    const ref = TokenLoader.open(file, { B: 4, T: 32, seed: 3 });
+    const stream = Array.from({ length: 40 }, () => ref.next());
+    for (const n of [0, 1, 15, 16, 31]) {
+      const l = TokenLoader.open(file, { B: 4, T: 32, seed: 3 });
+      l.skip(n);
+      assert.deepEqual(l.next(), stream[n], `skip(${n})`);
+    }
+    // 3 ranks × 2 micro-batches per step, as data-parallel.ts reads them: rank r takes batches 2r, 2r+1 of each step
+    const N = 3, A = 2;
+    const ranks = Array.from({ length: N }, () => TokenLoader.open(file, { B: 4, T: 32, seed: 3 }));
+    for (let step = 0; step < 5; step++) {
+      ranks.forEach((l, r) => {
+        l.skip(r * A);
+        for (let m = 0; m < A; m++) assert.deepEqual(l.next(), stream[step * N * A + r * A + m], `step ${step} rank ${r} micro ${m}`);
+        l.skip((N - 1 - r) * A);
+      });
+      for (const l of ranks) assert.deepEqual(l.state(), ranks[0].state());
+    }
+    const one = TokenLoader.open(file, { B: 4, T: 32, seed: 3 });
+    one.skip(5 * N * A);
+    assert.deepEqual(ranks[1].state(), one.state());
+    assert.throws(() => one.skip(-1), Fp4lmError);
+  });
+});

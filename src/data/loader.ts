@@ -1,6 +1,6 @@
 /**
  * Batches of token windows from a shard (shards.ts) for training and evaluation.
- * Not a multi-shard or multi-process sampler: one file, one reader.
+ * One file, one reader; data-parallel ranks each read their share of the same stream (`skip`).
  *
  * Windows: the shard's N tokens give W = floor((N - 1) / T) non-overlapping windows; window k
  * is tokens [k·T, k·T + T + 1): inputs are its first T tokens, targets the last T (shifted by
@@ -244,6 +244,19 @@ export class TokenLoader {
       this.index++;
     }
     return this.fill(windows, epoch, index);
+  }
+
+  /**
+   * Advance the position by `batches` batches without reading them, exactly as that many `next()`
+   * calls would (data-parallel ranks step over their peers' batches, so every rank's position
+   * stays the one a single process would have).
+   */
+  skip(batches: number): void {
+    if (!Number.isInteger(batches) || batches < 0) throw new UsageError(`skip: number of batches must be a non-negative integer, got ${batches}`);
+    for (let i = 0; i < batches * this.B; i++) {
+      if (this.index >= this.windows) { this.epoch++; this.index = 0; }
+      this.index++;
+    }
   }
 
   /**

@@ -18,8 +18,10 @@ export interface TrainConfig {
   outDir: string;
   seed: number;
   device: "cpu" | "cuda" | "auto";
-  /** GEMM threads on the CPU (0 = all cores) */
+  /** GEMM threads on the CPU (0 = all cores; with several CPU ranks, the cores shared out) */
   threads: number;
+  /** data-parallel ranks, one process each (`--gpus N`: one per GPU); batchSize and gradAccum are per rank */
+  ranks: number;
   model: ModelConfig & { preset: string };
   recipe: RecipeConfig;
   data: {
@@ -61,6 +63,7 @@ export function defaultConfig(): TrainConfig {
     seed: 1337,
     device: "auto",
     threads: 0,
+    ranks: 1,
     model: { preset: "tiny", vocabSize: 1024, ...MODEL_PRESETS.tiny },
     recipe: structuredClone(RECIPES.nvfp4),
     data: { dir: "", bundled: "moby-dick", tokenizer: "bpe", vocabSize: 1024, valFraction: 0.05 },
@@ -181,6 +184,7 @@ export function buildConfig(overrides: string[], file?: string): TrainConfig {
   const posInt = (v: number) => Number.isInteger(v) && v > 0;
   if (!posInt(c.batchSize)) errs.push(`batchSize must be a positive integer, got ${c.batchSize}`);
   if (!posInt(c.gradAccum)) errs.push(`gradAccum must be a positive integer, got ${c.gradAccum}`);
+  if (!posInt(c.ranks)) errs.push(`ranks must be a positive integer, got ${c.ranks}`);
   if (!posInt(c.logEvery)) errs.push(`logEvery must be a positive integer, got ${c.logEvery}`);
   if (!posInt(c.evalEvery)) errs.push(`evalEvery must be a positive integer, got ${c.evalEvery}`);
   if (!posInt(c.evalBatches)) errs.push(`evalBatches must be a positive integer, got ${c.evalBatches}`);

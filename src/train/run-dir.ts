@@ -1,7 +1,9 @@
 /**
  * A run's folder, `${outDir}/${name}`: `metrics.jsonl`, `config.json`, `precision.json` (what each
  * GEMM of each layer actually runs in) and `checkpoint.safetensors`. Owns starting, resuming
- * (with every check that the checkpoint belongs to this config) and checkpointing.
+ * (with every check that the checkpoint belongs to this config) and checkpointing. In a
+ * data-parallel run only rank 0 (the leader) writes; the other ranks open it as followers, which
+ * read the checkpoint to resume and write nothing.
  */
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -21,8 +23,11 @@ export interface ResumableLoader {
   restore(state: unknown): void;
 }
 
-/** Config fields that must match for a bit-exact resume. */
-const MUST_MATCH = ["model", "recipe", "data", "batchSize", "gradAccum", "seed", "schedule", "optim", "steps"] as const;
+/** Config fields that must match for a bit-exact resume (and the global batch, gradAccum × ranks). */
+const MUST_MATCH = ["model", "recipe", "data", "batchSize", "seed", "schedule", "optim", "steps"] as const;
+
+/** Micro-batches per optimizer step over all ranks (configs from before `ranks` ran on one). */
+const microBatchesPerStep = (c: Record<string, unknown> | undefined) => Number(c?.gradAccum ?? 1) * Number(c?.ranks ?? 1);
 
 /** The precision table as text. */
 export function describePrecision(rows: PrecisionRow[]): string {
@@ -30,16 +35,18 @@ export function describePrecision(rows: PrecisionRow[]): string {
 }
 
 export class RunDir {
-  readonly metrics: MetricsWriter;
+  readonly metrics: Pick<MetricsWriter, "write">;
   readonly checkpointPath: string;
 
-  private constructor(readonly dir: string, readonly cfg: TrainConfig, readonly log: (s: string) => void) {
-    this.metrics = new MetricsWriter(join(dir, "metrics.jsonl"));
+  private constructor(readonly dir: string, readonly cfg: TrainConfig, readonly log: (s: string) => void, readonly leader: boolean) {
+    this.metrics = leader ? new MetricsWriter(join(dir, "metrics.jsonl")) : { write: () => {} };
     this.checkpointPath = join(dir, "checkpoint.safetensors");
   }
 
-  static open(cfg: TrainConfig): RunDir {
+  /** Open (leader: check, create or replace) the run's folder; a follower only reads from it. */
+  static open(cfg: TrainConfig, leader = true): RunDir {
     const dir = join(cfg.outDir, cfg.name);
+    if (!leader) return new RunDir(dir, cfg, () => {}, false);
     const quiet = cfg.log === "quiet";
     const log = (s: string) => { if (!quiet) process.stdout.write(s + "\n"); };
     if (existsSync(join(dir, "metrics.jsonl")) && !cfg.resume) {
@@ -52,7 +59,7 @@ export class RunDir {
       throw new ConfigError(`--resume: ${dir} has no checkpoint.safetensors to resume from`);
     }
     mkdirSync(dir, { recursive: true });
-    return new RunDir(dir, cfg, log);
+    return new RunDir(dir, cfg, log, true);
   }
 
   /** Load the checkpoint into model, optimizer and loader; returns the step to continue from. */
@@ -60,7 +67,9 @@ export class RunDir {
     const c = loadCheckpoint(this.checkpointPath);
     const saved = c.state.config as Record<string, unknown>;
     const now = this.cfg as unknown as Record<string, unknown>;
-    const diffs = MUST_MATCH.filter((k) => JSON.stringify(saved?.[k]) !== JSON.stringify(now[k]));
+    const diffs: string[] = MUST_MATCH.filter((k) => JSON.stringify(saved?.[k]) !== JSON.stringify(now[k]));
+    const [was, is] = [microBatchesPerStep(saved), microBatchesPerStep(now)];
+    if (was !== is) diffs.push(`the global batch (gradAccum × ranks: saved ${was}, now ${is}; with N ranks use gradAccum = ${was} / N)`);
     if (diffs.length) {
       throw new ConfigError(
         `${this.checkpointPath} was written with different settings for ${diffs.join(", ")}; a resumed run must use the same config ` +
@@ -83,6 +92,7 @@ export class RunDir {
   }
 
   begin(model: GPT, start: number, nParams: number, backend: string, attention: string, tokenizer: { toJSON(): object; vocabSize: number }): void {
+    if (!this.leader) return;
     const precision = model.precisionTable();
     writeFileSync(join(this.dir, "config.json"), JSON.stringify(this.cfg, null, 1) + "\n");
     writeFileSync(join(this.dir, "precision.json"), JSON.stringify({ step: start, layers: precision }, null, 1) + "\n");
@@ -92,13 +102,14 @@ export class RunDir {
     const c = this.cfg;
     this.log(`fp4lm train: ${this.dir}  recipe ${c.recipe.name}  ${(nParams / 1e6).toFixed(2)}M params  backend ${backend}  vocab ${tokenizer.vocabSize}`);
     this.log(`  model d=${c.model.dModel} L=${c.model.nLayers} heads=${c.model.nHeads}/${c.model.nKvHeads} ff=${c.model.dFF} T=${c.model.seqLen}; ` +
-      `batch ${c.batchSize}x${c.gradAccum}; ${c.steps} steps; lr ${c.schedule.lr} ${c.schedule.kind}`);
+      `batch ${c.batchSize}x${c.gradAccum}${c.ranks > 1 ? `x${c.ranks} ranks` : ""}; ${c.steps} steps; lr ${c.schedule.lr} ${c.schedule.kind}`);
     this.log("precision of every GEMM (also in precision.json):");
     this.log(describePrecision(precision).replace(/^/gm, "  "));
     this.log(`attention core (softmax(QKᵀ)·V, not a recipe GEMM): ${attention}`);
   }
 
   precisionChanged(step: number, model: GPT, progress: Progress): void {
+    if (!this.leader) return;
     const precision = model.precisionTable();
     this.metrics.write({ type: "switch", step, precision });
     writeFileSync(join(this.dir, `precision-from-step-${step}.json`), JSON.stringify({ step, layers: precision }, null, 1) + "\n");
@@ -106,6 +117,7 @@ export class RunDir {
   }
 
   checkpoint(be: Backend, step: number, model: GPT, opt: Optimizer, loader: ResumableLoader, tokenizer: { toJSON(): object }, info: Record<string, unknown>): void {
+    if (!this.leader) return;
     const named = (p: { name: string; shape: number[] }, t: Parameters<Backend["toArray"]>[0]): NamedTensor => ({ name: p.name, shape: p.shape, data: be.toArray(t) });
     saveCheckpoint(this.checkpointPath, {
       state: { version: 1, step, optimizerT: opt.t, config: this.cfg, recipe: this.cfg.recipe, tokenizer: tokenizer.toJSON(), loader: loader.state(), info },

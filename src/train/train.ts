@@ -3,7 +3,9 @@
  * clip, step, log, eval, checkpoint). Deterministic: parameters, data order and stochastic
  * rounding come from counter-based streams keyed by the seed and the step, so a run resumed from
  * a checkpoint continues bit for bit. Stops on the first NaN/Inf with the step and the layer,
- * and never writes a checkpoint from a poisoned state.
+ * and never writes a checkpoint from a poisoned state. Data parallel: the `parallel` hook
+ * (src/parallel/data-parallel.ts) picks each rank's batches and all-reduces the gradients;
+ * rank 0 alone evaluates and writes.
  */
 import { createBackend } from "../backends/create-backend.ts";
 import { FileFormatError, NonFiniteError } from "../errors.ts";
@@ -12,6 +14,7 @@ import { GPT } from "../nn/gpt.ts";
 import { parameterCount } from "../nn/model-config.ts";
 import { Optimizer } from "../optim/optimizer.ts";
 import { learningRate } from "../optim/schedule.ts";
+import { DataParallel } from "../parallel/data-parallel.ts";
 import { switchActive } from "../recipes/recipe.ts";
 import type { TrainConfig } from "./config.ts";
 import { checkCheckpointMatches, loadCheckpoint, type CheckpointContents } from "../checkpoint/checkpoint.ts";
@@ -30,6 +33,8 @@ export interface TrainResult {
 export interface TrainHooks {
   /** stop (as if killed) after this many steps of this invocation; for tests */
   stopAfter?: number;
+  /** this process is one rank of a data-parallel run (src/parallel/launch.ts starts them) */
+  parallel?: DataParallel;
 }
 
 /** A run that produced NaN/Inf: names the step and where. */
@@ -38,7 +43,8 @@ export class DivergedError extends NonFiniteError {
 }
 
 export function train(cfg: TrainConfig, hooks: TrainHooks = {}): TrainResult {
-  const run = RunDir.open(cfg);
+  const dp = hooks.parallel ?? DataParallel.single();
+  const run = RunDir.open(cfg, dp.leader);
   // --init fixes the model shape (sequence length included) before the data is opened
   const init = cfg.init ? initialWeights(cfg, run.log) : undefined;
   const data = openTrainingData(cfg, run.log);
@@ -46,8 +52,10 @@ export function train(cfg: TrainConfig, hooks: TrainHooks = {}): TrainResult {
   else if (cfg.model.vocabSize < data.tokenizer.vocabSize) {
     throw new FileFormatError(cfg.init, `the model has ${cfg.model.vocabSize} vocabulary rows but the run's tokenizer has ${data.tokenizer.vocabSize} ids; use the tokenizer it was trained with`);
   }
-  const be = createBackend(cfg, run.log);
+  const be = createBackend({ ...cfg, deviceIndex: dp.deviceIndex }, run.log);
+  let failed = true;
   try {
+    dp.attach(be, run.log);
     const ctx = new RunContext(be, cfg.recipe, cfg.seed);
     ctx.totalSteps = cfg.steps;
     const model = new GPT(ctx, cfg.model, cfg.batchSize, cfg.model.seqLen);
@@ -58,10 +66,11 @@ export function train(cfg: TrainConfig, hooks: TrainHooks = {}): TrainResult {
       for (const p of model.params) be.copy(p.data, be.fromArray(byName.get(p.name)!, p.shape));
     }
     const start = cfg.resume ? run.restore(model, opt, data.train, be) : 0;
+    dp.syncParams(model.params);
     run.begin(model, start, parameterCount(cfg.model), be.name, be.attentionPrecision(cfg.model.dModel / cfg.model.nHeads), data.tokenizer);
 
     const progress = new Progress(cfg.log, cfg.logEvery);
-    const B = cfg.batchSize, T = cfg.model.seqLen, tokensPerStep = B * T * cfg.gradAccum;
+    const B = cfg.batchSize, T = cfg.model.seqLen, A = cfg.gradAccum, tokensPerStep = B * T * A * dp.size;
     const result: TrainResult = { runDir: run.dir, losses: [], evals: [], tokensPerS: 0 };
     let elapsed = 0, done = 0;
     for (let step = start; step < cfg.steps; step++) {
@@ -74,11 +83,13 @@ export function train(cfg: TrainConfig, hooks: TrainHooks = {}): TrainResult {
       const t0 = performance.now();
       let loss = 0, gn: { norm: number; nonFinite?: string };
       try {
-        for (let micro = 0; micro < cfg.gradAccum; micro++) {
-          ctx.micro = micro;
-          const b = data.train.next();
-          loss += model.step(be.tokens(b.inputs, [B, T]), be.tokens(b.targets, [B, T]), true, 1 / cfg.gradAccum) / cfg.gradAccum;
+        const losses: number[] = [];
+        for (let micro = 0; micro < A; micro++) {
+          ctx.micro = dp.micro(micro, A);
+          const b = dp.batch(data.train, micro, A);
+          losses.push(model.step(be.tokens(b.inputs, [B, T]), be.tokens(b.targets, [B, T]), true, dp.lossScale(A)));
         }
+        loss = dp.reduce(model.params, losses);
         // (a GPU backend raises the non-finite checks it queued when the norm is read)
         gn = opt.gradNorm();
       } catch (e) {
@@ -101,7 +112,7 @@ export function train(cfg: TrainConfig, hooks: TrainHooks = {}): TrainResult {
       run.metrics.write({ type: "step", step, loss, lr, grad_norm: norm, ms, tokens_per_s: status.tokensPerS });
 
       const last = step + 1 === cfg.steps;
-      if ((step + 1) % cfg.evalEvery === 0 || last) {
+      if (dp.leader && ((step + 1) % cfg.evalEvery === 0 || last)) {
         ctx.training = false;
         const valLoss = data.evaluate((x, y) => model.step(be.tokens(x, [B, T]), be.tokens(y, [B, T]), false));
         result.evals.push({ step: step + 1, valLoss });
@@ -114,8 +125,10 @@ export function train(cfg: TrainConfig, hooks: TrainHooks = {}): TrainResult {
     }
     result.tokensPerS = elapsed > 0 ? (tokensPerStep * done * 1000) / elapsed : 0;
     run.end(result);
+    failed = false;
     return result;
   } finally {
+    dp.close(failed);
     be.close();
   }
 }
