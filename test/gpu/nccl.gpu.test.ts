@@ -1,0 +1,165 @@
+/**
+ * NCCL on the GPU: the bindings and the communicator with one rank on one GPU (every collective's
+ * values, in place and out of place, the bucketed sum's packing), `--gpus 1` training against the
+ * plain single-GPU run, and, where the machine has 2 or more GPUs (skipped otherwise), `--gpus 2`
+ * against 1 GPU with twice the accumulation and a killed GPU rank. NCCL_NVLS_ENABLE=0 throughout.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { gpuBackend, randn } from "./gpu.ts";
+import { getDriver } from "../../src/backends/cuda/driver.ts";
+import {
+  getNccl, ncclFloat32, ncclMax, ncclSum, uniqueIdFromHex, uniqueIdToHex,
+} from "../../src/backends/cuda/nccl.ts";
+import { loadCheckpoint } from "../../src/checkpoint/checkpoint.ts";
+import { launchDataParallel } from "../../src/parallel/launch.ts";
+import { NcclCommunicator } from "../../src/parallel/nccl-communicator.ts";
+import { buildConfig } from "../../src/train/config.ts";
+import { readMetrics } from "../../src/train/metrics.ts";
+import { train } from "../../src/train/train.ts";
+
+process.env.NCCL_NVLS_ENABLE = "0";
+
+const BASE = ["log=quiet", "data.tokenizer=byte", "model.dModel=64", "model.nLayers=2", "model.nHeads=4", "model.nKvHeads=2",
+  "model.dFF=128", "model.seqLen=32", "batchSize=4", "steps=12", "evalEvery=6", "evalBatches=2", "recipe=nvfp4", "recipe.bf16Last=0"];
+const stepLosses = (dir: string, name: string) => readMetrics(join(dir, name, "metrics.jsonl")).filter((l) => l.type === "step").map((l) => l.loss as number);
+
+function maxDiff(a: number[], b: number[]): number {
+  assert.equal(a.length, b.length);
+  return Math.max(...a.map((x, i) => Math.abs(x - b[i])));
+}
+
+test("NCCL bindings, one rank on one GPU: all-reduce (sum, max), reduce-scatter, all-gather, broadcast, groups", (t) => {
+  const g = gpuBackend(t);
+  if (!g) return;
+  const nccl = getNccl();
+  const v = nccl.version();
+  assert.ok(v >= 20000, `NCCL version code ${v}`);
+  const comm = nccl.commInitRank(1, uniqueIdFromHex(uniqueIdToHex(nccl.getUniqueId())), 0);
+  try {
+    assert.equal(nccl.commCount(comm), 1);
+    assert.equal(nccl.commUserRank(comm), 0);
+    const n = 4099, x = randn(n, 1);
+    const a = g.fromArray(x, [n]), b = g.alloc([n]);
+    nccl.allReduce(a.ptr, b.ptr, n, ncclFloat32, ncclSum, comm, null);
+    assert.deepEqual(g.toArray(b), x, "out-of-place sum over one rank");
+    nccl.allReduce(a.ptr, a.ptr, n, ncclFloat32, ncclMax, comm, null);
+    assert.deepEqual(g.toArray(a), x, "in-place max");
+    const c = g.alloc([n]);
+    nccl.reduceScatter(a.ptr, c.ptr, n, ncclFloat32, ncclSum, comm, null);
+    assert.deepEqual(g.toArray(c), x, "reduce-scatter: the one rank's slice is everything");
+    const d = g.alloc([n]);
+    nccl.allGather(a.ptr, d.ptr, n, ncclFloat32, comm, null);
+    assert.deepEqual(g.toArray(d), x);
+    const e = g.fromArray(randn(n, 2), [n]);
+    nccl.groupStart();
+    nccl.broadcast(a.ptr, e.ptr, n, ncclFloat32, 0, comm, null);
+    nccl.allReduce(b.ptr, b.ptr, n, ncclFloat32, ncclSum, comm, null);
+    nccl.groupEnd();
+    assert.deepEqual(g.toArray(e), x, "broadcast inside a group");
+    assert.equal(nccl.commGetAsyncError(comm), 0);
+    assert.throws(() => nccl.broadcast(a.ptr, e.ptr, n, ncclFloat32, 3, comm, null), /^ncclBroadcast \(4099 elements from rank 3\) failed with nccl\w+ \(\d+\): /);
+  } finally {
+    nccl.commDestroy(comm);
+  }
+});
+
+test("NCCL communicator, one rank: the bucketed sum packs and unpacks every tensor in place; broadcast, gather, barrier", (t) => {
+  const g = gpuBackend(t);
+  if (!g) return;
+  const nccl = getNccl();
+  // 1 KiB buckets: [300, 10] packed, [5000] alone, [7, 1] packed
+  const c = new NcclCommunicator({ rank: 0, size: 1, id: nccl.getUniqueId(), bucketBytes: 1024 });
+  try {
+    const sizes = [300, 10, 5000, 7, 1];
+    const xs = sizes.map((n, i) => randn(n, 10 + i));
+    const ts = xs.map((x) => g.fromArray(x, [x.length]));
+    c.allReduceSum(ts);
+    ts.forEach((tt, i) => assert.deepEqual(g.toArray(tt), xs[i], `tensor ${i}`));
+    c.allReduceMax(ts);
+    c.broadcast(ts, 0);
+    ts.forEach((tt, i) => assert.deepEqual(g.toArray(tt), xs[i], `tensor ${i} after max and broadcast`));
+    assert.deepEqual([...c.allGather(Float64Array.of(1.25, -7))], [1.25, -7]);
+    c.barrier();
+    assert.match(c.description, /^NCCL \d+\.\d+\.\d+ /);
+  } finally {
+    c.close();
+  }
+});
+
+test("--gpus 1 (the launcher, NCCL with one rank) trains like the plain single-GPU run", async (t) => {
+  if (!gpuBackend(t)) return;
+  const dir = mkdtempSync(join(tmpdir(), "fp4lm-gpu-dp1-"));
+  try {
+    const plain = train(buildConfig([`outDir=${dir}`, ...BASE, "name=plain", "device=cuda"]));
+    await launchDataParallel(buildConfig([`outDir=${dir}`, ...BASE, "name=dp", "device=cuda", "ranks=1"]), { log: () => {} });
+    const dp = stepLosses(dir, "dp");
+    const d = maxDiff(dp, plain.losses);
+    console.log(`# --gpus 1 vs plain: max |Δloss| ${d.toExponential(2)}, ${dp.filter((l, i) => l === plain.losses[i]).length}/${dp.length} bit-identical`);
+    assert.ok(d <= 1e-4, `max |Δloss| ${d}: ${dp} vs ${plain.losses}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+function gpuCount(): number {
+  return getDriver().deviceCount();
+}
+
+test("2 GPUs: --gpus 2 × gradAccum 1 trains like 1 GPU × 2 (|Δloss| ≤ 1e-3); needs 2 GPUs", async (t) => {
+  if (!gpuBackend(t)) return;
+  if (gpuCount() < 2) return t.skip(`needs 2 GPUs, this machine has ${gpuCount()}`);
+  const dir = mkdtempSync(join(tmpdir(), "fp4lm-gpu-dp2-"));
+  try {
+    const one = train(buildConfig([`outDir=${dir}`, ...BASE, "name=one", "device=cuda", "gradAccum=2"]));
+    await launchDataParallel(buildConfig([`outDir=${dir}`, ...BASE, "name=two", "device=cuda", "ranks=2"]), { log: () => {} });
+    const two = stepLosses(dir, "two");
+    const d = maxDiff(two, one.losses);
+    console.log(`# --gpus 2 vs 1 GPU × 2: max |Δloss| ${d.toExponential(2)}; step 0 ${two[0]} vs ${one.losses[0]}`);
+    assert.ok(Math.abs(two[0] - one.losses[0]) <= 1e-6, "the first step: same weights, same tokens");
+    assert.ok(d <= 1e-3, `max |Δloss| ${d}: ${two} vs ${one.losses}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("2 GPUs: a GPU rank killed mid-run stops the job within seconds, naming it; the checkpoint loads; needs 2 GPUs", async (t) => {
+  if (!gpuBackend(t)) return;
+  if (gpuCount() < 2) return t.skip(`needs 2 GPUs, this machine has ${gpuCount()}`);
+  const dir = mkdtempSync(join(tmpdir(), "fp4lm-gpu-kill-"));
+  try {
+    const bin = fileURLToPath(new URL("../../bin/fp4lm.mjs", import.meta.url));
+    const child = spawn(process.execPath, [bin, "train", "--gpus=2", `--outDir=${dir}`, "--name=k", ...BASE.filter((s) => !s.startsWith("steps=") && !s.startsWith("log=")).map((s) => `--${s}`),
+      "--log=plain", "--steps=100000", "--checkpointEvery=5", "--evalEvery=100000"], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "", err = "";
+    child.stdout.on("data", (d: Buffer) => (out += d));
+    child.stderr.on("data", (d: Buffer) => (err += d));
+    const exited = new Promise<number>((res) => child.on("exit", (code) => res(code ?? -1)));
+    const ckpt = join(dir, "k", "checkpoint.safetensors");
+    const t0 = performance.now();
+    let pids: number[] = [];
+    while (performance.now() - t0 < 180_000) {
+      const m = /\(pids (\d+), (\d+)\)/.exec(out);
+      if (m) pids = [Number(m[1]), Number(m[2])];
+      if (pids.length && existsSync(ckpt) && stepLosses(dir, "k").length >= 8) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(pids.length === 2 && existsSync(ckpt), `started and checkpointed: ${out.slice(-2000)}${err.slice(-2000)}`);
+    process.kill(pids[1], "SIGKILL");
+    const killedAt = performance.now();
+    const code = await exited;
+    const took = performance.now() - killedAt;
+    assert.equal(code, 2, err);
+    assert.ok(took < 10_000, `the launcher took ${took.toFixed(0)} ms`);
+    assert.match(err, /fp4lm: rank 1 \(pid \d+\) was killed by SIGKILL; stopped all 2 ranks; the last checkpoint, .* is intact/);
+    assert.ok(loadCheckpoint(ckpt).state.step >= 5);
+    console.log(`# GPU rank killed: the launcher exited after ${took.toFixed(0)} ms`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
