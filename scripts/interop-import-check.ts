@@ -1,7 +1,7 @@
 /**
  * transformers → fp4lm parity check (test/interop_check.py, part b): import the folder that
- * interop_check.py wrote with `save_pretrained` (a random ArceeForCausalLM, plus hf_logits.f32 and
- * check_tokens.json) through importHf, run our CPU model with the fp32 recipe on the same tokens
+ * interop_check.py wrote with `save_pretrained` (a random ArceeForCausalLM or LlamaForCausalLM,
+ * plus hf_logits.f32 and check_tokens.json) through importHf, run our CPU model with the fp32 recipe on the same tokens
  * and compare with transformers' logits: max abs diff < 1e-4 (logits are O(1) by construction).
  * Prints PASS or FAIL and exits 0 or 1.
  *
@@ -21,7 +21,8 @@ function main(argv: string[]): number {
     console.error("usage: node --import tsx scripts/interop-import-check.ts DIR2");
     return 2;
   }
-  const meta = JSON.parse(readFileSync(join(dir, "check_tokens.json"), "utf8")) as { tokens: number[][]; B: number; T: number; vocab_size: number };
+  const meta = JSON.parse(readFileSync(join(dir, "check_tokens.json"), "utf8")) as { tokens: number[][]; B: number; T: number; vocab_size: number; architecture?: string };
+  const arch = meta.architecture ?? "ArceeForCausalLM";
   const { B, T, vocab_size: V } = meta;
   const ids = Int32Array.from(meta.tokens.flat());
   const raw = readFileSync(join(dir, "hf_logits.f32"));
@@ -46,10 +47,10 @@ function main(argv: string[]): number {
       maxAbs = Math.max(maxAbs, Math.abs(hf[i]));
     }
     if (!(maxDiff < TOLERANCE)) {
-      console.log(`FAIL (b) transformers → fp4lm import: max abs logit diff ${maxDiff.toExponential(3)} >= ${TOLERANCE} (max |logit| ${maxAbs.toFixed(3)}, ${params} params)`);
+      console.log(`FAIL (b) transformers ${arch} → fp4lm import: max abs logit diff ${maxDiff.toExponential(3)} >= ${TOLERANCE} (max |logit| ${maxAbs.toFixed(3)}, ${params} params)`);
       return 1;
     }
-    console.log(`PASS (b) transformers → fp4lm import: max abs logit diff ${maxDiff.toExponential(3)} < ${TOLERANCE} (max |logit| ${maxAbs.toFixed(3)}, ${params} params)`);
+    console.log(`PASS (b) transformers ${arch} → fp4lm import: max abs logit diff ${maxDiff.toExponential(3)} < ${TOLERANCE} (max |logit| ${maxAbs.toFixed(3)}, ${params} params)`);
     return 0;
   } finally {
     rmSync(tmp, { recursive: true, force: true });

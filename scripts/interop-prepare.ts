@@ -1,20 +1,29 @@
 /**
- * Prepare the fp4lm → transformers parity check (test/interop_check.py, part a): build a tiny
- * model with fixed seeds (nothing is trained; weights O(1) so logits are O(1) and a wrong name,
- * split or RoPE pairing shows far above the tolerance), save it as an fp4lm checkpoint, export it
- * as an F32 Hugging Face folder, and write into that folder our CPU logits (fp32 recipe) on a
- * fixed token batch: check_tokens.json (tokens, shapes, tolerance) and check_logits.f32 (raw
- * little-endian float32, (B, T, V) row-major).
+ * Prepare the fp4lm → transformers parity checks (test/interop_check.py, parts a and c): build
+ * tiny models with fixed seeds (nothing is trained; weights O(1) so logits are O(1) and a wrong
+ * name, split or RoPE pairing shows far above the tolerance), save each as an fp4lm checkpoint,
+ * export it as an F32 Hugging Face folder, and write into that folder our CPU logits (fp32
+ * recipe) on a fixed token batch: check_tokens.json (tokens, shapes, tolerance, architecture) and
+ * check_logits.f32 (raw little-endian float32, (B, T, V) row-major). Folders under OUT_DIR:
+ *   arcee/          ArceeForCausalLM (squared ReLU), byte tokenizer
+ *   llama/          LlamaForCausalLM (SwiGLU), our BPE trained on the bundled corpus
+ *   gpt2-tokenizer/ GPT-2's tokenizer files only (no model)
+ * Each folder also gets check_tokenizer.json: fixed texts and the ids fp4lm's tokenizer gives
+ * them, for `AutoTokenizer.from_pretrained(folder)` to reproduce.
  *
  * Usage: node --import tsx scripts/interop-prepare.ts OUT_DIR [--overwrite]
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { saveCheckpoint } from "../src/checkpoint/checkpoint.ts";
-import { byteTokenizer } from "../src/data/tokenizer.ts";
+import { trainBpe } from "../src/data/bpe-train.ts";
+import { loadBundledCorpus } from "../src/data/corpus.ts";
+import { bpeTokenizer, byteTokenizer, gpt2Tokenizer, type Tokenizer } from "../src/data/tokenizer.ts";
 import { exportHf } from "../src/interop/hf-export.ts";
-import { hfNames } from "../src/interop/hf-config.ts";
+import { hfNames, HF_ARCHITECTURES } from "../src/interop/hf-config.ts";
+import { hfTokenizerFiles } from "../src/interop/hf-tokenizer.ts";
+import type { MlpKind } from "../src/nn/model-config.ts";
 import { initValues } from "../src/nn/param.ts";
 import { buildConfig } from "../src/train/config.ts";
 import { loadModel } from "../src/train/load-model.ts";
@@ -23,20 +32,31 @@ import { loadModel } from "../src/train/load-model.ts";
 const TOLERANCE = 1e-4;
 const B = 2, T = 64, SEED = 20250101;
 
+/** Texts for the tokenizer check: prose, whitespace runs, CRLF, contractions, digits, non-Latin scripts, emoji, combining marks. */
+const TOKENIZER_TEXTS = [
+  "Call me Ishmael. Some years ago—never mind how long precisely—having little or no money in my purse,",
+  "  two  spaces,\ttabs\t\tand\r\nCRLF lines\n\n\nand trailing spaces   ",
+  "I'm sure they'll say it's 1,234.56 dollars (or 42%) in 2021; THEY'LL DON'T 'quote'",
+  "日本語のテキスト, Ελληνικά, русский, العربية ٣٤ — emoji 😀👩‍👩‍👧 and e\u0301 café naïve",
+];
+
 function tokens(n: number, V: number, seed: number): Int32Array {
   let s = seed >>> 0;
   return Int32Array.from({ length: n }, () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) >>> 8) % V);
 }
 
-function main(argv: string[]): void {
-  const outDir = argv.find((a) => !a.startsWith("--"));
-  if (!outDir) {
-    console.error("usage: node --import tsx scripts/interop-prepare.ts OUT_DIR [--overwrite]");
-    process.exit(2);
-  }
+function writeTokenizerCheck(dir: string, tok: Tokenizer): void {
+  writeFileSync(join(dir, "check_tokenizer.json"), JSON.stringify({
+    tokenizer: tok.name, eot_token: tok.eotToken, texts: TOKENIZER_TEXTS, ids: TOKENIZER_TEXTS.map((s) => Array.from(tok.encode(s))),
+    producer: "fp4lm tokenizer (scripts/interop-prepare.ts); encode without special tokens",
+  }) + "\n");
+}
+
+/** One model folder: checkpoint → F32 HF export → our logits on a fixed batch. */
+function prepareModel(outDir: string, mlp: MlpKind, tok: Tokenizer, overwrite: boolean): string {
   const config = buildConfig([
-    "device=cpu", "recipe=fp32", "data.tokenizer=byte", "model.vocabSize=257", "model.dModel=64", "model.nLayers=2", "model.nHeads=4",
-    "model.nKvHeads=2", "model.dFF=192", `model.seqLen=${T}`, "model.ropeTheta=10000", "model.normEps=1e-5", `seed=${SEED}`,
+    "device=cpu", "recipe=fp32", `data.tokenizer=${tok.toJSON().kind}`, `model.vocabSize=${tok.vocabSize}`, "model.dModel=64", "model.nLayers=2",
+    "model.nHeads=4", "model.nKvHeads=2", "model.dFF=192", `model.seqLen=${T}`, "model.ropeTheta=10000", "model.normEps=1e-5", `model.mlp=${mlp}`, `seed=${SEED}`,
   ]);
   const params = hfNames(config.model).map((e) => {
     const n = e.shape.reduce((a, b) => a * b, 1);
@@ -50,10 +70,11 @@ function main(argv: string[]): void {
     const ckpt = join(tmp, "checkpoint.safetensors");
     const zeros = () => params.map((p) => ({ ...p, data: new Float32Array(p.data.length) }));
     saveCheckpoint(ckpt, {
-      state: { version: 1, step: 0, optimizerT: 0, config, recipe: config.recipe, tokenizer: byteTokenizer().toJSON(), loader: null, info: { purpose: "interop check" } },
+      state: { version: 1, step: 0, optimizerT: 0, config, recipe: config.recipe, tokenizer: tok.toJSON(), loader: null, info: { purpose: "interop check" } },
       params, m: zeros(), v: zeros(),
     });
-    exportHf(ckpt, outDir, { dtype: "f32", overwrite: argv.includes("--overwrite") });
+    const r = exportHf(ckpt, outDir, { dtype: "f32", overwrite });
+    if (r.tokenizerSkipped) throw new Error(`${outDir}: no HF tokenizer files: ${r.tokenizerSkipped}`);
     const ids = tokens(B * T, config.model.vocabSize, 7);
     const lm = loadModel(ckpt, { B, T, recipe: "fp32" });
     let logits: Float32Array;
@@ -64,18 +85,49 @@ function main(argv: string[]): void {
     } finally {
       lm.be.close();
     }
-    const V = config.model.vocabSize;
+    const V = config.model.vocabSize, architecture = HF_ARCHITECTURES[mlp].architecture;
     const rows = Array.from({ length: B }, (_, b) => Array.from(ids.subarray(b * T, (b + 1) * T)));
     writeFileSync(join(outDir, "check_tokens.json"), JSON.stringify({
       tokens: rows, B, T, vocab_size: V, logits_file: "check_logits.f32", logits_shape: [B, T, V], logits_dtype: "float32 little-endian, row-major",
-      tolerance_max_abs: TOLERANCE, producer: "fp4lm CPU backend, fp32 recipe (scripts/interop-prepare.ts)",
+      tolerance_max_abs: TOLERANCE, architecture, producer: "fp4lm CPU backend, fp32 recipe (scripts/interop-prepare.ts)",
     }) + "\n");
     writeFileSync(join(outDir, "check_logits.f32"), new Uint8Array(logits.buffer, logits.byteOffset, logits.byteLength));
+    writeTokenizerCheck(outDir, tok);
     let maxAbs = 0;
     for (const v of logits) maxAbs = Math.max(maxAbs, Math.abs(v));
-    console.log(`wrote ${outDir}: HF ArceeForCausalLM (F32) + check_tokens.json + check_logits.f32 (${B}x${T}x${V}, max |logit| ${maxAbs.toFixed(3)})`);
+    return `${outDir}: HF ${architecture} (F32), tokenizer ${tok.name} + check_tokens.json + check_logits.f32 (${B}x${T}x${V}, max |logit| ${maxAbs.toFixed(3)}) + check_tokenizer.json`;
   } finally {
     rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+function main(argv: string[]): void {
+  const outDir = argv.find((a) => !a.startsWith("--"));
+  if (!outDir) {
+    console.error("usage: node --import tsx scripts/interop-prepare.ts OUT_DIR [--overwrite]");
+    process.exit(2);
+  }
+  const overwrite = argv.includes("--overwrite");
+  mkdirSync(outDir, { recursive: true });
+  console.log(`wrote ${prepareModel(join(outDir, "arcee"), "sqrelu", byteTokenizer(), overwrite)}`);
+  const bpe = bpeTokenizer(trainBpe(loadBundledCorpus().slice(0, 300_000), 512));
+  try {
+    console.log(`wrote ${prepareModel(join(outDir, "llama"), "swiglu", bpe, overwrite)}`);
+  } finally {
+    bpe.free();
+  }
+  const gpt2Dir = join(outDir, "gpt2-tokenizer");
+  rmSync(gpt2Dir, { recursive: true, force: true });
+  mkdirSync(gpt2Dir);
+  const g = gpt2Tokenizer();
+  try {
+    const files = hfTokenizerFiles(g.toJSON(), 1024);
+    if (!("files" in files)) throw new Error(`gpt2: no HF tokenizer files: ${files.skipped}`);
+    for (const f of files.files) writeFileSync(join(gpt2Dir, f.name), f.text);
+    writeTokenizerCheck(gpt2Dir, g);
+    console.log(`wrote ${gpt2Dir}: GPT-2 tokenizer files (${files.files.map((f) => f.name).join(", ")}) + check_tokenizer.json`);
+  } finally {
+    g.free();
   }
 }
 

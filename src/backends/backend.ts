@@ -61,6 +61,10 @@ export interface Backend<T extends Tensor = Tensor, K extends Tokens = Tokens, O
   attentionBackward(dq: T, dk: T, dv: T, dout: T, q: T, k: T, v: T, out: T, saved: T, B: number, Tlen: number, NH: number, NKV: number, HS: number): void;
   sqreluForward(out: T, x: T): void;
   sqreluBackward(dx: T, dout: T, x: T): void;
+  /** gated MLP: out (rows, F) = silu(gate)·up, gateUp (rows, 2F) = [gate | up] per row */
+  swigluForward(out: T, gateUp: T, rows: number, F: number): void;
+  /** dGateUp (rows, 2F) OVERWRITTEN = [dout·up·silu'(gate) | dout·silu(gate)] */
+  swigluBackward(dGateUp: T, dout: T, gateUp: T, rows: number, F: number): void;
   embeddingForward(out: T, tokens: K, table: T, V: number, C: number): void;
   embeddingBackward(dtable: T, dout: T, tokens: K, V: number, C: number): void;
   /** mean loss; per-row losses written; dlogits = (softmax − onehot)·scale unless null */

@@ -5,7 +5,8 @@
  * the optimizer's update count. Randomness is counter-based (Philox keyed by seed and step), so
  * this is all a resumed run needs to continue bit for bit. Written atomically (temp file +
  * rename); refuses to write non-finite state; a checkpoint that does not match the model gives
- * an error listing every mismatch and is left untouched.
+ * an error listing every mismatch and is left untouched. The config records the MLP kind
+ * (`model.mlp`); reading a checkpoint written before that field existed fills in "sqrelu".
  */
 import { existsSync } from "node:fs";
 import { FileFormatError, Fp4lmError } from "../errors.ts";
@@ -88,6 +89,9 @@ export function loadCheckpoint(path: string): CheckpointContents {
     throw new FileFormatError(path, `checkpoint version ${state.version}, this fp4lm reads version ${CHECKPOINT_VERSION}`);
   }
   if (!Number.isInteger(state.step) || state.step < 0) throw new FileFormatError(path, `checkpoint step ${state.step} is not a step number`);
+  // checkpoints from before the MLP option (nn/model-config.ts) have no model.mlp: theirs is squared ReLU
+  const model = (state.config as { model?: Record<string, unknown> } | null)?.model;
+  if (typeof model === "object" && model !== null && model.mlp === undefined) model.mlp = "sqrelu";
   const out: CheckpointContents = { state, params: [], m: [], v: [] };
   for (const t of f.tensors) {
     if (t.dtype !== "F32") throw new FileFormatError(path, `tensor ${t.name} is ${t.dtype}; checkpoints hold F32 master weights and moments`);

@@ -1,18 +1,26 @@
 /**
- * fp4lm model ↔ Hugging Face `ArceeForCausalLM`: config.json in both directions and the tensor
- * name map. Our block is Arcee's (transformers `models/arcee`: Llama with a NON-gated MLP
- * `down_proj(relu2(up_proj(x)))`): pre-norm RMSNorm with eps inside the sqrt, half-split RoPE
- * (`rotate_half`, inv_freq = theta^(−2i/HS)), GQA grouped as `repeat_kv`, no biases, untied head.
- * Not Llama (its MLP is gated SwiGLU) and none of rope scaling, partial rotary, sliding windows,
- * biases, tied embeddings or pre-quantized weights: `fromHfConfig` rejects those, all at once.
- * Config keys: transformers' ArceeConfig (= LlamaConfig fields); transformers 5 keeps RoPE in
- * `rope_parameters` and reads `dtype`, older versions `rope_theta` and `torch_dtype`: we write
- * both and accept either.
+ * fp4lm model ↔ Hugging Face `ArceeForCausalLM` / `LlamaForCausalLM`: config.json in both
+ * directions and the tensor name map. With the default squared-ReLU MLP our block is Arcee's
+ * (transformers `models/arcee`: Llama with a NON-gated MLP `down_proj(relu2(up_proj(x)))`); with
+ * `mlp: "swiglu"` it is Llama's (`down_proj(silu(gate_proj(x)) * up_proj(x))`, our fused fc1 split
+ * into gate_proj = rows [0, F) and up_proj = rows [F, 2F)). Both: pre-norm RMSNorm with eps inside
+ * the sqrt, half-split RoPE (`rotate_half`, inv_freq = theta^(−2i/HS)), GQA grouped as
+ * `repeat_kv`, no biases, untied head. None of rope scaling (Llama 3's "llama3" included),
+ * partial rotary, sliding windows, biases, tied embeddings or pre-quantized weights:
+ * `fromHfConfig` rejects those, all at once. Config keys: transformers' ArceeConfig / LlamaConfig;
+ * transformers 5 keeps RoPE in `rope_parameters` and reads `dtype`, older versions `rope_theta`
+ * and `torch_dtype`: we write both and accept either.
  */
 import { FileFormatError } from "../errors.ts";
-import { modelConfigProblems, type ModelConfig } from "../nn/model-config.ts";
+import { mlpKind, modelConfigProblems, type MlpKind, type ModelConfig } from "../nn/model-config.ts";
 
-/** One HF tensor: a consecutive block of rows of an fp4lm parameter (all of it, or q/k/v of qkv). */
+/** The transformers architecture of each MLP kind, and what its config.json says about the MLP. */
+export const HF_ARCHITECTURES: Record<MlpKind, { architecture: string; modelType: string; hiddenAct: string }> = {
+  sqrelu: { architecture: "ArceeForCausalLM", modelType: "arcee", hiddenAct: "relu2" },
+  swiglu: { architecture: "LlamaForCausalLM", modelType: "llama", hiddenAct: "silu" },
+};
+
+/** One HF tensor: a consecutive block of rows of an fp4lm parameter (all of it, q/k/v of qkv, or gate/up of a SwiGLU fc1). */
 export interface HfTensorPart {
   name: string;
   shape: number[];
@@ -47,7 +55,16 @@ export function hfNames(m: ModelConfig): HfNameMapEntry[] {
       },
       whole(`${b}.attn.proj.weight`, [C, NH * HS], `${l}.self_attn.o_proj.weight`),
       whole(`${b}.norm2.weight`, [C], `${l}.post_attention_layernorm.weight`),
-      whole(`${b}.mlp.fc1.weight`, [F, C], `${l}.mlp.up_proj.weight`),
+      mlpKind(m) === "swiglu"
+        ? {
+          param: `${b}.mlp.fc1.weight`,
+          shape: [2 * F, C],
+          parts: [
+            { name: `${l}.mlp.gate_proj.weight`, shape: [F, C], row: 0 },
+            { name: `${l}.mlp.up_proj.weight`, shape: [F, C], row: F },
+          ],
+        }
+        : whole(`${b}.mlp.fc1.weight`, [F, C], `${l}.mlp.up_proj.weight`),
       whole(`${b}.mlp.fc2.weight`, [C, F], `${l}.mlp.down_proj.weight`),
     );
   }
@@ -71,11 +88,12 @@ export function joinParam(e: HfNameMapEntry, get: (name: string) => Float32Array
   return out;
 }
 
-/** config.json of an fp4lm model as transformers' ArceeConfig. */
+/** config.json of an fp4lm model as transformers' ArceeConfig (squared ReLU) or LlamaConfig (SwiGLU). */
 export function toHfConfig(model: ModelConfig, opts: { dtype: "bfloat16" | "float32"; eotToken: number }): Record<string, unknown> {
+  const arch = HF_ARCHITECTURES[mlpKind(model)];
   return {
-    architectures: ["ArceeForCausalLM"],
-    model_type: "arcee",
+    architectures: [arch.architecture],
+    model_type: arch.modelType,
     vocab_size: model.vocabSize,
     hidden_size: model.dModel,
     intermediate_size: model.dFF,
@@ -83,7 +101,7 @@ export function toHfConfig(model: ModelConfig, opts: { dtype: "bfloat16" | "floa
     num_attention_heads: model.nHeads,
     num_key_value_heads: model.nKvHeads,
     head_dim: model.dModel / model.nHeads,
-    hidden_act: "relu2",
+    hidden_act: arch.hiddenAct,
     max_position_embeddings: model.seqLen,
     rms_norm_eps: model.normEps,
     rope_theta: model.ropeTheta,
@@ -114,22 +132,17 @@ const isObj = (v: unknown): v is Record<string, unknown> => typeof v === "object
 const show = (v: unknown) => JSON.stringify(v);
 
 /**
- * ModelConfig from a parsed config.json (model_type "arcee"). Throws FileFormatError naming
- * `file` and listing every unsupported option or missing/invalid key at once. seqLen is
- * max_position_embeddings.
+ * ModelConfig from a parsed config.json (model_type "arcee" → squared ReLU, "llama" → SwiGLU).
+ * Throws FileFormatError naming `file` and listing every unsupported option or missing/invalid
+ * key at once. seqLen is max_position_embeddings.
  */
 export function fromHfConfig(cfg: unknown, file: string): ModelConfig {
   if (!isObj(cfg)) throw new FileFormatError(file, `config.json must be a JSON object, got ${show(cfg)?.slice(0, 40)}`);
-  if (cfg.model_type === "llama") {
-    throw new FileFormatError(
-      file,
-      `model_type "llama" is not supported: Llama's MLP is a gated SwiGLU (gate_proj, up_proj, down_proj with SiLU) and our model has no gated SwiGLU MLP yet. ` +
-        `fp4lm imports model_type "arcee" (ArceeForCausalLM: Llama with the non-gated relu² MLP up_proj → relu2 → down_proj)`,
-    );
+  const mlp = (Object.keys(HF_ARCHITECTURES) as MlpKind[]).find((k) => HF_ARCHITECTURES[k].modelType === cfg.model_type);
+  if (!mlp) {
+    throw new FileFormatError(file, `model_type ${show(cfg.model_type) ?? "(missing)"} is not supported; fp4lm imports model_type "arcee" (ArceeForCausalLM) and "llama" (LlamaForCausalLM) only`);
   }
-  if (cfg.model_type !== "arcee") {
-    throw new FileFormatError(file, `model_type ${show(cfg.model_type) ?? "(missing)"} is not supported; fp4lm imports model_type "arcee" (ArceeForCausalLM) only`);
-  }
+  const arch = HF_ARCHITECTURES[mlp];
   const problems: string[] = [];
   const int = (key: string, optional = false): number => {
     const v = cfg[key];
@@ -174,8 +187,10 @@ export function fromHfConfig(cfg: unknown, file: string): ModelConfig {
     problems.push(`partial_rotary_factor ${show(cfg.partial_rotary_factor)} (partial rotary) is not supported`);
   }
 
-  const act = cfg.hidden_act ?? "relu2";
-  if (act !== "relu2") problems.push(`hidden_act ${show(act)} is not supported; fp4lm's MLP uses "relu2" (squared ReLU)`);
+  const act = cfg.hidden_act ?? arch.hiddenAct;
+  if (act !== arch.hiddenAct) {
+    problems.push(`hidden_act ${show(act)} is not supported for ${arch.architecture}; fp4lm's ${mlp === "swiglu" ? "gated MLP uses \"silu\" (SwiGLU)" : "MLP uses \"relu2\" (squared ReLU)"}`);
+  }
   if (cfg.attention_bias === true) problems.push("attention_bias true is not supported (fp4lm's attention has no biases)");
   if (cfg.mlp_bias === true) problems.push("mlp_bias true is not supported (fp4lm's MLP has no biases)");
   if (cfg.tie_word_embeddings === true) problems.push("tie_word_embeddings true is not supported (fp4lm's embedding and head are separate matrices)");
@@ -189,19 +204,19 @@ export function fromHfConfig(cfg: unknown, file: string): ModelConfig {
     const method = isObj(cfg.quantization_config) ? cfg.quantization_config.quant_method : undefined;
     problems.push(`quantization_config${method ? ` (${show(method)})` : ""} is present: pre-quantized weights are not supported; import the unquantized model`);
   }
-  if (Array.isArray(cfg.architectures) && !cfg.architectures.includes("ArceeForCausalLM")) {
-    problems.push(`architectures ${show(cfg.architectures)} has no "ArceeForCausalLM" (fp4lm imports causal language models with an lm_head)`);
+  if (Array.isArray(cfg.architectures) && !cfg.architectures.includes(arch.architecture)) {
+    problems.push(`architectures ${show(cfg.architectures)} has no "${arch.architecture}" (fp4lm imports causal language models with an lm_head)`);
   }
   if (!Number.isNaN(headDim) && Number.isInteger(dModel / nHeads) && headDim !== dModel / nHeads) {
     problems.push(`head_dim ${headDim} ≠ hidden_size / num_attention_heads = ${dModel / nHeads} is not supported (fp4lm's head size is dModel / nHeads)`);
   }
-  const model: ModelConfig = { vocabSize, dModel, nLayers, nHeads, nKvHeads, dFF, seqLen, ropeTheta, normEps };
+  const model: ModelConfig = { vocabSize, dModel, nLayers, nHeads, nKvHeads, dFF, seqLen, ropeTheta, normEps, mlp };
   if (!problems.length) {
     problems.push(...modelConfigProblems(model).map((p) => `${p} (fp4lm's rule for this config)`));
     if (ropeTheta <= 1) problems.push(`rope_theta ${ropeTheta} must be > 1`);
   }
   if (problems.length) {
-    throw new FileFormatError(file, `cannot import this ArceeForCausalLM config (${problems.length} problem${problems.length > 1 ? "s" : ""}):\n  - ${problems.join("\n  - ")}`);
+    throw new FileFormatError(file, `cannot import this ${arch.architecture} config (${problems.length} problem${problems.length > 1 ? "s" : ""}):\n  - ${problems.join("\n  - ")}`);
   }
   return model;
 }

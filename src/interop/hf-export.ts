@@ -1,10 +1,12 @@
 /**
- * Export an fp4lm checkpoint's weights as a Hugging Face `ArceeForCausalLM` folder that
- * `AutoModelForCausalLM.from_pretrained(dir)` loads: config.json, generation_config.json,
- * model.safetensors (BF16 rounded to nearest even, or F32; metadata {"format": "pt"}) and
- * fp4lm_tokenizer.json (the checkpoint's own tokenizer description, so `importHf` restores it).
- * HF tokenizer files (tokenizer.json / tokenizer_config.json) are NOT produced yet: load the
- * tokenizer with fp4lm, or pair a gpt2-tokenized export with the `gpt2` tokenizer from the Hub.
+ * Export an fp4lm checkpoint's weights as a Hugging Face folder that
+ * `AutoModelForCausalLM.from_pretrained(dir)` loads: `ArceeForCausalLM` (squared-ReLU MLP) or
+ * `LlamaForCausalLM` (`mlp: "swiglu"`). Files: config.json, generation_config.json,
+ * model.safetensors (BF16 rounded to nearest even, or F32; metadata {"format": "pt"}),
+ * fp4lm_tokenizer.json (the checkpoint's own tokenizer description, so `importHf` restores it)
+ * and the HF tokenizer files of hf-tokenizer.ts (tokenizer.json, tokenizer_config.json,
+ * special_tokens_map.json; for gpt2 also vocab.json and merges.txt), so `AutoTokenizer` gives the
+ * ids the model was trained on.
  * Only the weights leave; optimizer moments, step and data position stay in the checkpoint.
  * Everything is written into `${outDir}.tmp-<pid>` and renamed to outDir at the end, so a failed
  * export leaves no partial folder. Name and layout map: hf-config.ts.
@@ -16,7 +18,9 @@ import { FileFormatError, Fp4lmError, NonFiniteError, UsageError } from "../erro
 import { toBf16Bits } from "../formats/bf16.ts";
 import { writeSafetensors, type TensorEntry } from "../io/safetensors.ts";
 import { modelConfigProblems, type ModelConfig } from "../nn/model-config.ts";
+import { tokenizerFromJSON, type TokenizerJSON } from "../data/tokenizer.ts";
 import { hfConfigJson, hfNames, splitParam, toHfConfig } from "./hf-config.ts";
+import { hfTokenizerFiles } from "./hf-tokenizer.ts";
 
 export interface ExportHfOptions {
   dtype: "bf16" | "f32";
@@ -39,9 +43,10 @@ function checkOutDir(outDir: string, overwrite: boolean): void {
 
 /**
  * Write `outDir` as a Hugging Face model folder from the checkpoint at `checkpointPath`.
- * Returns the files written. Example: `exportHf("runs/t/checkpoint.safetensors", "hf/t", { dtype: "bf16" })`.
+ * Returns the files written, and why no HF tokenizer files were written if so.
+ * Example: `exportHf("runs/t/checkpoint.safetensors", "hf/t", { dtype: "bf16" })`.
  */
-export function exportHf(checkpointPath: string, outDirArg: string, opts: ExportHfOptions): { files: string[] } {
+export function exportHf(checkpointPath: string, outDirArg: string, opts: ExportHfOptions): { files: string[]; tokenizerSkipped?: string } {
   const outDir = resolve(outDirArg); // no trailing slash: the temp folder must be a sibling, not a child
   if (opts.dtype !== "bf16" && opts.dtype !== "f32") throw new UsageError(`export dtype must be bf16 or f32, got ${JSON.stringify(opts.dtype)}`);
   checkOutDir(outDir, opts.overwrite ?? false);
@@ -57,17 +62,23 @@ export function exportHf(checkpointPath: string, outDirArg: string, opts: Export
     throw new FileFormatError(checkpointPath, `checkpoint tokenizer has no end-of-text id within the vocabulary [0, ${model.vocabSize}) (got ${JSON.stringify(eot)})`);
   }
   const params = new Map(c.params.map((t) => [t.name, t.data]));
+  const tok = tokenizerFromJSON(c.state.tokenizer, `${checkpointPath} (tokenizer)`, { engine: "ts" });
+  let tokJson: TokenizerJSON;
+  try { tokJson = tok.toJSON(); } finally { tok.free(); }
+  const hfTok = hfTokenizerFiles(tokJson, model.seqLen);
+  const tokFiles = "files" in hfTok ? hfTok.files : [];
 
   const tmp = `${outDir}.tmp-${process.pid}`;
   const old = `${outDir}.old-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
-  const names = ["config.json", "generation_config.json", FP4LM_TOKENIZER_FILE, HF_WEIGHTS_FILE];
+  const names = ["config.json", "generation_config.json", FP4LM_TOKENIZER_FILE, ...tokFiles.map((f) => f.name), HF_WEIGHTS_FILE];
   try {
     mkdirSync(tmp, { recursive: true });
     const hfDtype = opts.dtype === "bf16" ? "bfloat16" : "float32";
     writeFileSync(join(tmp, "config.json"), hfConfigJson(toHfConfig(model, { dtype: hfDtype, eotToken: eot })));
     writeFileSync(join(tmp, "generation_config.json"), JSON.stringify({ bos_token_id: eot, eos_token_id: eot }, null, 2) + "\n");
     writeFileSync(join(tmp, FP4LM_TOKENIZER_FILE), JSON.stringify(c.state.tokenizer) + "\n");
+    for (const f of tokFiles) writeFileSync(join(tmp, f.name), f.text);
     const entries: TensorEntry[] = [];
     for (const e of map) {
       const data = params.get(e.param)!;
@@ -91,5 +102,5 @@ export function exportHf(checkpointPath: string, outDirArg: string, opts: Export
     throw e;
   }
   rmSync(old, { recursive: true, force: true });
-  return { files: names.map((n) => join(outDir, n)) };
+  return { files: names.map((n) => join(outDir, n)), ...("skipped" in hfTok ? { tokenizerSkipped: hfTok.skipped } : {}) };
 }

@@ -1,11 +1,14 @@
 /**
- * Import a Hugging Face `ArceeForCausalLM` folder (config.json + model.safetensors, or
- * model.safetensors.index.json + shards; F32, BF16, F16 or F64 tensors) as a full fp4lm
- * checkpoint: FP32 master weights (q/k/v joined into our fused qkv), zero AdamW moments, step 0,
+ * Import a Hugging Face `ArceeForCausalLM` or `LlamaForCausalLM` folder (config.json +
+ * model.safetensors, or model.safetensors.index.json + shards; F32, BF16, F16 or F64 tensors) as
+ * a full fp4lm checkpoint: FP32 master weights (q/k/v joined into our fused qkv; for Llama,
+ * gate_proj/up_proj into the fused fc1 of the SwiGLU MLP), zero AdamW moments, step 0,
  * optimizerT 0, the TrainConfig of `buildConfig` with the HF model's shape (preset "imported"),
  * recipe nvfp4 unless told otherwise, and a tokenizer: fp4lm_tokenizer.json when the folder has
  * one (fp4lm exports do), else a guess from vocab_size (50257/50304 → gpt2, otherwise byte).
- * Not a converter for Llama (gated SwiGLU MLP), PyTorch .bin files or quantized checkpoints.
+ * Unsupported options (biases, RoPE scaling such as Llama 3's, tied embeddings, ...) are refused
+ * by hf-config.ts with the full list. Not a converter for PyTorch .bin files or quantized
+ * checkpoints, and HF tokenizer files are not read (only fp4lm_tokenizer.json).
  *
  * Continuing training: the checkpoint is complete (loadCheckpoint, loadModel, `fp4lm eval` and
  * `sample` read it), but `fp4lm train --resume` as wired today would refuse it: its loader state
@@ -22,9 +25,9 @@ import { CHECKPOINT_VERSION, saveCheckpoint, type NamedTensor } from "../checkpo
 import { TIKTOKEN_VERSION, tokenizerFromJSON, type TokenizerJSON } from "../data/tokenizer.ts";
 import { FileFormatError, Fp4lmError } from "../errors.ts";
 import { readSafetensors, tensorToFloat32, type SafetensorsFile, type TensorEntry } from "../io/safetensors.ts";
-import { ConfigError } from "../nn/model-config.ts";
+import { ConfigError, mlpKind } from "../nn/model-config.ts";
 import { buildConfig, type TrainConfig } from "../train/config.ts";
-import { fromHfConfig, hfNames, joinParam } from "./hf-config.ts";
+import { fromHfConfig, HF_ARCHITECTURES, hfNames, joinParam } from "./hf-config.ts";
 import { FP4LM_TOKENIZER_FILE, HF_WEIGHTS_FILE } from "./hf-export.ts";
 
 export interface ImportHfOptions {
@@ -177,7 +180,8 @@ export function importHf(dir: string, outCheckpoint: string, opts: ImportHfOptio
     if (got.t.shape.join("x") !== shape.join("x")) problems.push(`${where} has shape [${got.t.shape}] but config.json implies [${shape}]`);
   }
   const extra = [...tensors.keys()].filter((n) => !expected.has(n) && !IGNORED.test(n));
-  if (extra.length) problems.push(`unexpected tensor${extra.length > 1 ? "s" : ""} not in an ArceeForCausalLM of this config: ${extra.slice(0, 12).join(", ")}${extra.length > 12 ? ` and ${extra.length - 12} more` : ""}`);
+  const arch = HF_ARCHITECTURES[mlpKind(model)];
+  if (extra.length) problems.push(`unexpected tensor${extra.length > 1 ? "s" : ""} not in an ${arch.architecture} of this config: ${extra.slice(0, 12).join(", ")}${extra.length > 12 ? ` and ${extra.length - 12} more` : ""}`);
   if (problems.length) throw new FileFormatError(source, `weights do not match ${configPath}:\n  - ${list(problems)}`);
 
   const params: NamedTensor[] = map.map((e) => ({
@@ -191,7 +195,7 @@ export function importHf(dir: string, outCheckpoint: string, opts: ImportHfOptio
   saveCheckpoint(outCheckpoint, {
     state: {
       version: CHECKPOINT_VERSION, step: 0, optimizerT: 0, config, recipe: config.recipe, tokenizer: tokenizer.json, loader: null,
-      info: { importedFrom: resolve(dir), hfModelType: "arcee", hfDtype, tokenizerGuessed: tokenizer.guessed },
+      info: { importedFrom: resolve(dir), hfModelType: arch.modelType, hfDtype, tokenizerGuessed: tokenizer.guessed },
     },
     params,
     m: zeros(),

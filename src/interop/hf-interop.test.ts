@@ -2,9 +2,9 @@
  * Hugging Face interop: export → import round trips (F32 bit-exact, BF16 = RNE-rounded), the
  * exact HF names, shapes and config keys, sharded folders, every refusal, and logits: the
  * imported model's equal the original's, and a float64 transcription of transformers'
- * ArceeForCausalLM forward on the exported tensors agrees with our CPU model (names, q/k/v
- * split, GQA grouping and the RoPE convention). Parity with transformers itself:
- * test/interop_check.py on a machine with PyTorch.
+ * ArceeForCausalLM / LlamaForCausalLM forward on the exported tensors agrees with our CPU model
+ * (names, q/k/v and gate/up splits, GQA grouping and the RoPE convention). Parity with
+ * transformers itself: test/interop_check.py on a machine with PyTorch.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -24,10 +24,10 @@ import { fromHfConfig, hfNames, toHfConfig } from "./hf-config.ts";
 import { exportHf } from "./hf-export.ts";
 import { importHf } from "./hf-import.ts";
 
-function tinyConfig(): TrainConfig {
+function tinyConfig(extra: string[] = []): TrainConfig {
   return buildConfig([
     "device=cpu", "data.tokenizer=byte", "model.vocabSize=257", "model.dModel=32", "model.nLayers=2", "model.nHeads=4",
-    "model.nKvHeads=2", "model.dFF=64", "model.seqLen=16", "batchSize=2", "seed=11",
+    "model.nKvHeads=2", "model.dFF=64", "model.seqLen=16", "batchSize=2", "seed=11", ...extra,
   ]);
 }
 
@@ -35,8 +35,8 @@ function tinyConfig(): TrainConfig {
  * A tiny checkpoint without training: every tensor seeded and O(1) (matrices N(0, 1/in), norm
  * gains 1 + N(0, 0.3²), all distinct), so a swapped or mis-split tensor changes the logits.
  */
-function makeCheckpoint(dir: string, seed = 5): { path: string; config: TrainConfig; params: NamedTensor[] } {
-  const config = tinyConfig();
+function makeCheckpoint(dir: string, seed = 5, extra: string[] = []): { path: string; config: TrainConfig; params: NamedTensor[] } {
+  const config = tinyConfig(extra);
   const params = hfNames(config.model).map((e) => {
     const n = e.shape.reduce((a, b) => a * b, 1);
     const std = e.shape.length === 1 ? 0.3 : e.param === "embed.weight" ? 1 : 1 / Math.sqrt(e.shape[1]);
@@ -74,7 +74,8 @@ function ourLogits(path: string, ids: Int32Array, B: number, T: number): Float32
  * transformers' ArceeForCausalLM forward, transcribed in float64 on HF-named tensors: RMSNorm
  * (x·rsqrt(mean(x²)+eps)·w), q/k/v/o projections, RoPE as `x·cos + rotate_half(x)·sin` with
  * emb = cat(freqs, freqs), `repeat_kv` grouping, causal softmax(QKᵀ·head_dim^−½)V,
- * down_proj(relu(up_proj(x))²), final norm, lm_head. Returns logits (B·T, V).
+ * down_proj(relu(up_proj(x))²), final norm, lm_head. With hidden_act "silu" it is
+ * LlamaForCausalLM's: down_proj(silu(gate_proj(x)) · up_proj(x)). Returns logits (B·T, V).
  */
 function hfReferenceLogits(cfg: Record<string, unknown>, w: Map<string, Float32Array>, ids: Int32Array, B: number, T: number): Float64Array {
   const C = cfg.hidden_size as number, NH = cfg.num_attention_heads as number, NKV = cfg.num_key_value_heads as number;
@@ -120,8 +121,12 @@ function hfReferenceLogits(cfg: Record<string, unknown>, w: Map<string, Float32A
       }
       h = h.map((r, t) => r.map((val, i) => val + linear(att[t], W(`${p}.self_attn.o_proj.weight`), C, NH * HS)[i]));
       h = h.map((r) => {
-        const up = linear(norm(r, W(`${p}.post_attention_layernorm.weight`)), W(`${p}.mlp.up_proj.weight`), F, C).map((z) => (z > 0 ? z * z : 0));
-        const down = linear(up, W(`${p}.mlp.down_proj.weight`), C, F);
+        const n2 = norm(r, W(`${p}.post_attention_layernorm.weight`));
+        const up = linear(n2, W(`${p}.mlp.up_proj.weight`), F, C);
+        const act = cfg.hidden_act === "silu"
+          ? linear(n2, W(`${p}.mlp.gate_proj.weight`), F, C).map((g, j) => (g / (1 + Math.exp(-g))) * up[j])
+          : up.map((z) => (z > 0 ? z * z : 0));
+        const down = linear(act, W(`${p}.mlp.down_proj.weight`), C, F);
         return r.map((val, i) => val + down[i]);
       });
     }
@@ -142,9 +147,11 @@ function withTmp(fn: (dir: string) => void): void {
 const hfTensors = (dir: string) => new Map(readSafetensors(join(dir, "model.safetensors")).tensors.map((t) => [t.name, t]));
 const f32 = (t: TensorEntry) => tensorToFloat32(t, "test");
 const bits = (a: Float32Array) => new Uint32Array(a.buffer, a.byteOffset, a.length);
+/** What an export of a byte-tokenizer checkpoint holds (the byte tokenizer is a BPE without merges). */
+const EXPORTED_FILES = ["config.json", "fp4lm_tokenizer.json", "generation_config.json", "model.safetensors", "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json"];
 const noTemps = (dir: string) => readdirSync(dir).filter((n) => /\.(tmp|old)-\d+$/.test(n));
 
-/** The exact HF tensor list of an Arcee model, as the brief and transformers name them. */
+/** The exact HF tensor list of an Arcee (or, with mlp swiglu, Llama) model, as transformers names them. */
 function expectedHfShapes(m: ModelConfig): [string, number[]][] {
   const C = m.dModel, HS = C / m.nHeads, out: [string, number[]][] = [["model.embed_tokens.weight", [m.vocabSize, C]]];
   for (let i = 0; i < m.nLayers; i++) {
@@ -152,6 +159,7 @@ function expectedHfShapes(m: ModelConfig): [string, number[]][] {
     out.push(
       [`${l}.input_layernorm.weight`, [C]], [`${l}.self_attn.q_proj.weight`, [m.nHeads * HS, C]], [`${l}.self_attn.k_proj.weight`, [m.nKvHeads * HS, C]],
       [`${l}.self_attn.v_proj.weight`, [m.nKvHeads * HS, C]], [`${l}.self_attn.o_proj.weight`, [C, m.nHeads * HS]], [`${l}.post_attention_layernorm.weight`, [C]],
+      ...(m.mlp === "swiglu" ? [[`${l}.mlp.gate_proj.weight`, [m.dFF, C]] as [string, number[]]] : []),
       [`${l}.mlp.up_proj.weight`, [m.dFF, C]], [`${l}.mlp.down_proj.weight`, [C, m.dFF]],
     );
   }
@@ -163,7 +171,7 @@ test("export f32 → import: every parameter bit-identical; the checkpoint is a 
   const { path, config, params } = makeCheckpoint(dir);
   const hf = join(dir, "hf");
   const { files } = exportHf(path, hf, { dtype: "f32" });
-  assert.deepEqual(files.map((f) => f.slice(hf.length + 1)).sort(), ["config.json", "fp4lm_tokenizer.json", "generation_config.json", "model.safetensors"]);
+  assert.deepEqual(files.map((f) => f.slice(hf.length + 1)).sort(), EXPORTED_FILES);
   assert.deepEqual(noTemps(dir), []);
   const out = join(dir, "imported.safetensors");
   const r = importHf(hf, out);
@@ -235,13 +243,21 @@ test("export bf16: HF names and shapes exactly, values = RNE-rounded params, con
   for (const p of back.params) assert.deepEqual(bits(p.data), bits(roundBf16InPlace(Float32Array.from(P.get(p.name)!))), p.name);
 }));
 
-test("toHfConfig ↔ fromHfConfig round trip; transformers-5 style (rope_parameters only, dtype, nulls) is accepted", () => {
-  const m: ModelConfig = { vocabSize: 50304, dModel: 768, nLayers: 12, nHeads: 12, nKvHeads: 4, dFF: 3072, seqLen: 1024, ropeTheta: 500000, normEps: 1e-6 };
-  assert.deepEqual(fromHfConfig(toHfConfig(m, { dtype: "float32", eotToken: 50256 }), "c.json"), m);
-  const v5 = { ...toHfConfig(m, { dtype: "float32", eotToken: 1 }), rope_theta: undefined, torch_dtype: undefined, head_dim: null, num_key_value_heads: 4, pad_token_id: null, transformers_version: "5.17.0", rope_scaling: null };
-  assert.deepEqual(fromHfConfig(JSON.parse(JSON.stringify(v5)), "c.json"), m);
-  const legacy = { ...toHfConfig(m, { dtype: "bfloat16", eotToken: 1 }), rope_parameters: undefined, num_key_value_heads: undefined };
-  assert.deepEqual(fromHfConfig(JSON.parse(JSON.stringify(legacy)), "c.json"), { ...m, nKvHeads: 12 });
+test("toHfConfig ↔ fromHfConfig round trip (Arcee and Llama); transformers-5 style (rope_parameters only, dtype, nulls) is accepted", () => {
+  for (const mlp of ["sqrelu", "swiglu"] as const) {
+    const m: ModelConfig = { vocabSize: 50304, dModel: 768, nLayers: 12, nHeads: 12, nKvHeads: 4, dFF: 3072, seqLen: 1024, ropeTheta: 500000, normEps: 1e-6, mlp };
+    const hf = toHfConfig(m, { dtype: "float32", eotToken: 50256 });
+    assert.deepEqual([hf.architectures, hf.model_type, hf.hidden_act], mlp === "swiglu" ? [["LlamaForCausalLM"], "llama", "silu"] : [["ArceeForCausalLM"], "arcee", "relu2"]);
+    assert.deepEqual(fromHfConfig(hf, "c.json"), m);
+    const v5 = { ...toHfConfig(m, { dtype: "float32", eotToken: 1 }), rope_theta: undefined, torch_dtype: undefined, head_dim: null, num_key_value_heads: 4, pad_token_id: null, transformers_version: "5.17.0", rope_scaling: null };
+    assert.deepEqual(fromHfConfig(JSON.parse(JSON.stringify(v5)), "c.json"), m);
+    const legacy = { ...toHfConfig(m, { dtype: "bfloat16", eotToken: 1 }), rope_parameters: undefined, num_key_value_heads: undefined, hidden_act: undefined };
+    assert.deepEqual(fromHfConfig(JSON.parse(JSON.stringify(legacy)), "c.json"), { ...m, nKvHeads: 12 });
+  }
+  // a model config from before the MLP option exports as Arcee
+  const old: ModelConfig = { vocabSize: 257, dModel: 32, nLayers: 1, nHeads: 4, nKvHeads: 2, dFF: 64, seqLen: 16, ropeTheta: 10000, normEps: 1e-5 };
+  assert.equal(toHfConfig(old, { dtype: "float32", eotToken: 256 }).model_type, "arcee");
+  assert.equal(fromHfConfig(toHfConfig(old, { dtype: "float32", eotToken: 256 }), "c.json").mlp, "sqrelu");
 });
 
 test("a hand-built sharded HF folder (index + 2 shards, F32 and BF16, rotary inv_freq buffer) imports", () => withTmp((dir) => {
@@ -272,11 +288,25 @@ test("a hand-built sharded HF folder (index + 2 shards, F32 and BF16, rotary inv
   }
 }));
 
-test("config errors: Llama refused for its SwiGLU MLP; every unsupported option listed at once", () => {
+test("config errors: every unsupported option listed at once, for Arcee and for Llama", () => {
   const base = toHfConfig(tinyConfig().model, { dtype: "float32", eotToken: 256 });
-  assert.throws(() => fromHfConfig({ ...base, model_type: "llama", architectures: ["LlamaForCausalLM"], hidden_act: "silu" }, "llama/config.json"),
-    (e: Error) => e instanceof FileFormatError && /llama\/config\.json: .*our model has no gated SwiGLU MLP yet/.test(e.message));
-  assert.throws(() => fromHfConfig({ ...base, model_type: "mistral" }, "c.json"), /model_type "mistral" is not supported; fp4lm imports model_type "arcee"/);
+  const llama = toHfConfig(tinyConfig(["model.mlp=swiglu"]).model, { dtype: "float32", eotToken: 256 });
+  assert.equal(fromHfConfig({ ...base, model_type: "llama", architectures: ["LlamaForCausalLM"], hidden_act: "silu" }, "c.json").mlp, "swiglu");
+  assert.throws(() => fromHfConfig({ ...base, model_type: "mistral" }, "c.json"), /model_type "mistral" is not supported; fp4lm imports model_type "arcee" \(ArceeForCausalLM\) and "llama" \(LlamaForCausalLM\) only/);
+  // Llama 3 style: rope scaling "llama3", tied embeddings, biases, another activation, another architecture name
+  const llama3 = {
+    ...llama, rope_scaling: { rope_type: "llama3", factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 },
+    tie_word_embeddings: true, attention_bias: true, mlp_bias: true, hidden_act: "gelu", architectures: ["LlamaModel"],
+  };
+  assert.throws(() => fromHfConfig(llama3, "llama/config.json"), (e: Error) => {
+    assert.ok(e instanceof FileFormatError);
+    assert.match(e.message, /^llama\/config\.json: cannot import this LlamaForCausalLM config \(6 problems\)/);
+    for (const s of [`rope_scaling.rope_type "llama3" (RoPE scaling) is not supported`, "tie_word_embeddings true", "attention_bias true", "mlp_bias true",
+      `hidden_act "gelu" is not supported for LlamaForCausalLM; fp4lm's gated MLP uses "silu"`, `architectures ["LlamaModel"] has no "LlamaForCausalLM"`]) {
+      assert.ok(e.message.includes(s), `${s} not in: ${e.message}`);
+    }
+    return true;
+  });
   assert.throws(() => fromHfConfig({ ...base, attention_bias: true, tie_word_embeddings: true, hidden_act: "silu" }, "c.json"), (e: Error) => {
     assert.ok(e instanceof FileFormatError);
     assert.match(e.message, /\(3 problems\)/);
@@ -392,7 +422,7 @@ test("export refuses a non-empty outDir, replaces it with overwrite, and never l
   assert.equal(JSON.parse(readFileSync(join(hf, "config.json"), "utf8")).dtype, "bfloat16");
   assert.deepEqual(noTemps(dir), []);
   exportHf(path, `${hf}/`, { dtype: "f32", overwrite: true }); // a trailing slash still gives a sibling temp folder
-  assert.deepEqual(readdirSync(hf).sort(), ["config.json", "fp4lm_tokenizer.json", "generation_config.json", "model.safetensors"]);
+  assert.deepEqual(readdirSync(hf).sort(), EXPORTED_FILES);
   assert.deepEqual(noTemps(dir), []);
 
   // an unwritable parent: the error surfaces, nothing is left behind
@@ -435,4 +465,53 @@ test("logits: the imported model equals the original; a float64 transcription of
   let d = 0;
   for (let i = 0; i < bad.length; i++) d = Math.max(d, Math.abs(bad[i] - ours[i]));
   assert.ok(d > 1e-3, `swapping two k rows should change the logits (diff ${d})`);
+}));
+
+test("Llama (SwiGLU): fc1 splits into gate_proj (rows [0, F)) and up_proj ([F, 2F)); f32 round trip bit-exact; logits agree with HF Llama's forward", () => withTmp((dir) => {
+  const { path, config, params } = makeCheckpoint(dir, 8, ["model.mlp=swiglu"]);
+  const F = config.model.dFF, C = config.model.dModel;
+  const hf = join(dir, "hf");
+  exportHf(path, hf, { dtype: "f32" });
+  const cfg = JSON.parse(readFileSync(join(hf, "config.json"), "utf8")) as Record<string, unknown>;
+  assert.deepEqual([cfg.architectures, cfg.model_type, cfg.hidden_act, cfg.intermediate_size, cfg.mlp_bias, cfg.tie_word_embeddings], [["LlamaForCausalLM"], "llama", "silu", F, false, false]);
+  const t = hfTensors(hf);
+  assert.deepEqual([...t.values()].map((x) => [x.name, x.shape]).sort(), expectedHfShapes(config.model).sort());
+  const fc1 = params.find((p) => p.name === "blocks.1.mlp.fc1.weight")!.data;
+  assert.deepEqual(bits(f32(t.get("model.layers.1.mlp.gate_proj.weight")!)), bits(fc1.subarray(0, F * C)));
+  assert.deepEqual(bits(f32(t.get("model.layers.1.mlp.up_proj.weight")!)), bits(fc1.subarray(F * C)));
+
+  const back = join(dir, "back.safetensors");
+  importHf(hf, back);
+  const c = loadCheckpoint(back);
+  assert.equal((c.state.config as TrainConfig).model.mlp, "swiglu");
+  assert.equal((c.state.info as { hfModelType: string }).hfModelType, "llama");
+  const P = new Map(params.map((p) => [p.name, p.data]));
+  for (const p of c.params) assert.deepEqual(bits(p.data), bits(P.get(p.name)!), p.name);
+
+  const B = 2, T = config.model.seqLen, ids = tokens(B * T, config.model.vocabSize, 17);
+  const ours = ourLogits(path, ids, B, T);
+  const w = new Map([...t].map(([n, x]) => [n, f32(x)]));
+  const ref = hfReferenceLogits(cfg, w, ids, B, T);
+  let maxAbs = 0, maxErr = 0;
+  for (let i = 0; i < ref.length; i++) { maxAbs = Math.max(maxAbs, Math.abs(ref[i])); maxErr = Math.max(maxErr, Math.abs(ref[i] - ours[i])); }
+  assert.ok(maxAbs > 1, `logits too small for a meaningful check: max |logit| ${maxAbs}`);
+  assert.ok(maxErr < 1e-4, `HF Llama reference vs our CPU model: max abs diff ${maxErr} (max |logit| ${maxAbs})`);
+  // gate and up swapped: the reference must notice (so the test can tell the order)
+  const swapped = new Map(w);
+  swapped.set("model.layers.0.mlp.gate_proj.weight", w.get("model.layers.0.mlp.up_proj.weight")!);
+  swapped.set("model.layers.0.mlp.up_proj.weight", w.get("model.layers.0.mlp.gate_proj.weight")!);
+  const bad = hfReferenceLogits(cfg, swapped, ids, B, T);
+  let d = 0;
+  for (let i = 0; i < bad.length; i++) d = Math.max(d, Math.abs(bad[i] - ours[i]));
+  assert.ok(d > 1e-3, `swapping gate and up should change the logits (diff ${d})`);
+
+  // a Llama folder without a gate_proj, or an Arcee config over Llama weights: named
+  const noGate = join(dir, "no-gate");
+  mkdirSync(noGate);
+  writeFileSync(join(noGate, "config.json"), readFileSync(join(hf, "config.json")));
+  writeSafetensors(join(noGate, "model.safetensors"), [...t.values()].filter((x) => x.name !== "model.layers.0.mlp.gate_proj.weight"));
+  assert.throws(() => importHf(noGate, join(dir, "x.safetensors")), /model\.layers\.0\.mlp\.gate_proj\.weight is missing \(shape \[64,32\] expected\)/);
+  writeFileSync(join(noGate, "config.json"), JSON.stringify({ ...cfg, model_type: "arcee", architectures: ["ArceeForCausalLM"], hidden_act: "relu2" }));
+  writeSafetensors(join(noGate, "model.safetensors"), [...t.values()]);
+  assert.throws(() => importHf(noGate, join(dir, "x.safetensors")), /unexpected tensors not in an ArceeForCausalLM of this config: model\.layers\.0\.mlp\.gate_proj\.weight, model\.layers\.1\.mlp\.gate_proj\.weight/);
 }));

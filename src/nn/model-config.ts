@@ -1,9 +1,15 @@
 /**
  * Shape of the paper's ablation Transformer (arXiv 2509.25149 App. A.3), scaled by config:
  * pre-norm RMSNorm, RoPE, grouped-query causal attention, squared-ReLU MLP, no biases, untied
- * embedding and head. Presets from a CPU smoke-test size up to GPT-2 124M's shape.
+ * embedding and head. Presets from a CPU smoke-test size up to GPT-2 124M's shape. The MLP may
+ * instead be Llama's gated SwiGLU (`mlp: "swiglu"`, exported as LlamaForCausalLM); a config
+ * without `mlp` (checkpoints from before the option) means squared ReLU.
  */
 import { Fp4lmError } from "../errors.ts";
+
+/** The MLP kind: the paper's non-gated squared ReLU, or Llama's gated SwiGLU (Shazeer 2020, arXiv 2002.05202). */
+export type MlpKind = "sqrelu" | "swiglu";
+export const MLP_KINDS: readonly MlpKind[] = ["sqrelu", "swiglu"];
 
 export interface ModelConfig {
   vocabSize: number;
@@ -15,6 +21,13 @@ export interface ModelConfig {
   seqLen: number;
   ropeTheta: number;
   normEps: number;
+  /** "sqrelu" when absent; for swiglu, dFF is the width of each of the gate and up projections */
+  mlp?: MlpKind;
+}
+
+/** The config's MLP kind ("sqrelu" when the field is absent). */
+export function mlpKind(c: ModelConfig): MlpKind {
+  return c.mlp ?? "sqrelu";
 }
 
 export const MODEL_PRESETS: Record<string, Omit<ModelConfig, "vocabSize">> = {
@@ -40,6 +53,7 @@ export function modelConfigProblems(c: ModelConfig): string[] {
   if (c.dModel % c.nHeads !== 0) errs.push(`model.nHeads (${c.nHeads}) must divide model.dModel (${c.dModel})`);
   else if ((c.dModel / c.nHeads) % 2 !== 0) errs.push(`head size dModel/nHeads = ${c.dModel / c.nHeads} must be even for RoPE`);
   if (c.nHeads % c.nKvHeads !== 0) errs.push(`model.nKvHeads (${c.nKvHeads}) must divide model.nHeads (${c.nHeads})`);
+  if (c.mlp !== undefined && !MLP_KINDS.includes(c.mlp)) errs.push(`model.mlp must be ${MLP_KINDS.join(" or ")}, got ${JSON.stringify(c.mlp)}`);
   return errs;
 }
 
@@ -47,6 +61,6 @@ export function modelConfigProblems(c: ModelConfig): string[] {
 export function parameterCount(c: ModelConfig): number {
   const HS = c.dModel / c.nHeads;
   const attn = c.dModel * (c.nHeads + 2 * c.nKvHeads) * HS + c.nHeads * HS * c.dModel;
-  const mlp = 2 * c.dModel * c.dFF;
+  const mlp = (mlpKind(c) === "swiglu" ? 3 : 2) * c.dModel * c.dFF;
   return 2 * c.vocabSize * c.dModel + c.nLayers * (attn + mlp + 2 * c.dModel) + c.dModel;
 }

@@ -64,7 +64,7 @@ export function defaultConfig(): TrainConfig {
     device: "auto",
     threads: 0,
     ranks: 1,
-    model: { preset: "tiny", vocabSize: 1024, ...MODEL_PRESETS.tiny },
+    model: { preset: "tiny", vocabSize: 1024, ...MODEL_PRESETS.tiny, mlp: "sqrelu" },
     recipe: structuredClone(RECIPES.nvfp4),
     data: { dir: "", bundled: "moby-dick", tokenizer: "bpe", vocabSize: 1024, valFraction: 0.05 },
     batchSize: 8,

@@ -16,6 +16,7 @@ import { accumulate, addInto } from "./ops/residual.ts";
 import { rmsnormBackward, rmsnormForward } from "./ops/rmsnorm.ts";
 import { ropeBackward, ropeForward, ropeTable, type RopeTable } from "./ops/rope.ts";
 import { sqreluBackward, sqreluForward } from "./ops/sqrelu.ts";
+import { swigluBackward, swigluForward } from "./ops/swiglu.ts";
 
 export class CpuTensor implements Tensor {
   readonly size: number;
@@ -133,6 +134,12 @@ export class CpuBackend implements Backend<CpuTensor, CpuTokens, CpuOperand> {
   }
   sqreluBackward(dx: CpuTensor, dout: CpuTensor, x: CpuTensor): void {
     sqreluBackward(dx.data, dout.data, x.data, x.size);
+  }
+  swigluForward(out: CpuTensor, gateUp: CpuTensor, rows: number, F: number): void {
+    swigluForward(out.data, gateUp.data, rows, F);
+  }
+  swigluBackward(dGateUp: CpuTensor, dout: CpuTensor, gateUp: CpuTensor, rows: number, F: number): void {
+    swigluBackward(dGateUp.data, dout.data, gateUp.data, rows, F);
   }
 
   embeddingForward(out: CpuTensor, tokens: CpuTokens, table: CpuTensor, V: number, C: number): void {
