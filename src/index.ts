@@ -52,6 +52,11 @@ export { MODEL_PRESETS, type ModelConfig } from "./nn/model-config.ts";
 export { CpuBackend } from "./backends/cpu/cpu-backend.ts";
 export type { Backend, Tensor } from "./backends/backend.ts";
 export { loadCheckpoint, saveCheckpoint } from "./checkpoint/checkpoint.ts";
+/** Measuring: quantization telemetry of an operand, downstream tasks from held-out text. */
+export { operandStats, type QuantStats } from "./recipes/operand-stats.ts";
+export { readTelemetry, type TelemetryLine } from "./nn/telemetry.ts";
+export { buildTasks, preparedDocuments, type TaskSet, type TaskName } from "./eval/tasks.ts";
+export { evaluateCheckpoint, type TaskScores } from "./eval/score.ts";
 /** Data: tokenizers, BPE training, token shards and the loader. */
 export { gpt2Tokenizer, byteTokenizer, bpeTokenizer, loadTokenizer, type Tokenizer } from "./data/tokenizer.ts";
 export { trainBpe } from "./data/bpe-train.ts";

@@ -8,6 +8,7 @@
  */
 import type { OperandSpec } from "../recipes/operand.ts";
 import type { OperandStream } from "../recipes/quantize-operand.ts";
+import type { QuantStats } from "../recipes/operand-stats.ts";
 import type { AdamWConfig } from "../optim/adamw.ts";
 
 /** An FP32 tensor owned by a backend. */
@@ -44,6 +45,9 @@ export interface Backend<T extends Tensor = Tensor, K extends Tokens = Tokens, O
   quantize(x: T, rows: number, cols: number, spec: OperandSpec, transpose: boolean, stream: OperandStream, name: string): O;
   /** c (M, N) = alpha·A·Bᵀ (+ c if accumulate), A (M, K), B (N, K); FP32 accumulation, alpha from the operands' tensor scales */
   gemm(c: T, a: O, b: O, accumulate: boolean): void;
+  /** quantization telemetry of `op`, made by quantize(x, rows, cols, op.spec, transpose, stream):
+   * relative error, shares flushed to zero and saturated, amax (recipes/operand-stats.ts); before the GEMM consumes op */
+  quantStats(x: T, rows: number, cols: number, transpose: boolean, stream: OperandStream, op: O): QuantStats;
 
   rmsnormForward(out: T, rstd: T, x: T, weight: T, N: number, C: number, eps: number): void;
   rmsnormBackward(dx: T, dweight: T, dout: T, x: T, weight: T, rstd: T, N: number, C: number): void;

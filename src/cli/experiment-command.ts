@@ -3,12 +3,16 @@
  * are in experiments/suites.ts, the runner in experiments/runner.ts) and writes OUT/SUITE/ with
  * a run folder per run and seed, results.json, report.md, report.html and SVG plots. `--only`
  * splits a suite over several invocations (each within a time limit); `fp4lm report` merges them.
+ * Every seed's final weights are scored on the downstream tasks (`--tasks`, eval/) and the
+ * `layers` suite records quantization telemetry (any suite with `--telemetry-every N`).
  */
 import { UsageError } from "../errors.ts";
-import { summarize, verdict } from "../experiments/report.ts";
+import { parseTasks, TASK_NAMES } from "../eval/tasks.ts";
+import { sensitivity, summarize, verdict } from "../experiments/report.ts";
 import { runSuite } from "../experiments/runner.ts";
 import { SUITES, getSuite } from "../experiments/suites.ts";
 import { textTable } from "./text-table.ts";
+import { camelKey } from "./train-command.ts";
 
 export const EXPERIMENT_HELP = `fp4lm experiment SUITE [--model NAME] [--steps N | --tokens N] [--seeds K] [--only RUN...] [--out DIR]
                  [--device cpu|cuda|auto] [--key=value ...]
@@ -17,13 +21,20 @@ export const EXPERIMENT_HELP = `fp4lm experiment SUITE [--model NAME] [--steps N
   suites: ${Object.keys(SUITES).join(", ")}  (fp4lm experiment --list shows their runs)
   --seeds K        seed index i uses seed (--seed, default 1337) + i in every run: same init and data order
   --only RUN...    run only these runs (into the same DIR results accumulate; or merge with fp4lm report)
-  --key=value      any training setting for every run (--model.dModel=256, --schedule.lr=1e-3, --log=plain)`;
+  --model exp-short | exp-long   the GPU presets for ~20 and ≥ 200 tokens per parameter (src/nn/model-config.ts)
+  --tasks LIST     downstream tasks for every seed's final weights: ${TASK_NAMES.join(",")} (default), or none
+  --task-items N   items per task (default 200); --task-seed S picks them (default 0)
+  --telemetry-every N   quantization telemetry every N steps (the layers suite: about 10 per run by default)
+  --key=value      any training setting for every run (--model.dModel=256, --schedule.lr=1e-3, --log=plain);
+                   runs use WSD, decaying over the last 20% (--schedule.decayFraction=0.15 for 15%)`;
 
-const OWN = new Set(["model", "steps", "tokens", "seeds", "only", "out", "device"]);
+const OWN = new Set(["model", "steps", "tokens", "seeds", "only", "out", "device", "tasks", "task-items", "task-seed"]);
 
-function positiveInt(name: string, v: string | undefined): number {
+function positiveInt(name: string, v: string | undefined, min = 1): number {
   const n = Number(v);
-  if (v === undefined || !Number.isInteger(n) || n < 1) throw new UsageError(`--${name} needs a positive integer, got ${v === undefined ? "nothing" : `'${v}'`}`);
+  if (v === undefined || !Number.isInteger(n) || n < min) {
+    throw new UsageError(`--${name} needs ${min === 1 ? "a positive integer" : `an integer ≥ ${min}`}, got ${v === undefined ? "nothing" : `'${v}'`}`);
+  }
   return n;
 }
 
@@ -57,7 +68,7 @@ export function experimentCommand(argv: string[]): number {
     }
     if (value === undefined && i + 1 < argv.length && !argv[i + 1].startsWith("--")) value = argv[++i];
     if (OWN.has(key)) own[key] = value;
-    else extra.push(value === undefined ? key : `${key}=${value}`);
+    else extra.push(value === undefined ? camelKey(key) : `${camelKey(key)}=${value}`);
   }
   if (suiteName === undefined) throw new UsageError(`fp4lm experiment needs a suite: ${Object.keys(SUITES).join(", ")}`);
   const suite = getSuite(suiteName);
@@ -76,6 +87,9 @@ export function experimentCommand(argv: string[]): number {
     extra,
     log: (s) => console.log(s),
     command: ["fp4lm experiment", ...argv].join(" "),
+    tasks: parseTasks(own.tasks ?? "all"),
+    taskItems: own["task-items"] !== undefined ? positiveInt("task-items", own["task-items"]) : undefined,
+    taskSeed: own["task-seed"] !== undefined ? positiveInt("task-seed", own["task-seed"], 0) : undefined,
   });
 
   const sums = summarize(results);
@@ -87,6 +101,8 @@ export function experimentCommand(argv: string[]): number {
   const dir = `${own.out ?? "runs"}/${suite.name}`;
   console.log(`\n${textTable(rows, [false, true, true, false])}`);
   console.log(`\npaper: ${suite.claim}\nhere:  ${verdict(results, sums)}`);
+  const sens = sensitivity(results, sums);
+  if (sens) console.log(`telemetry: ${sens}`);
   console.log(`\nwrote ${dir}/ (report.md, report.html, results.json, SVG plots) in ${((performance.now() - started) / 1000).toFixed(0)} s`);
   return 0;
 }

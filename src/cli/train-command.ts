@@ -17,12 +17,19 @@ export const TRAIN_HELP = `fp4lm train [--config FILE.json] [--key=value ...]
   --steps=200 --batchSize=8 --gradAccum=1 --schedule.lr=3e-3 --schedule.kind=wsd|cosine|constant
   --data.dir=DIR (from fp4lm prepare) | --data.bundled=moby-dick --data.tokenizer=bpe --data.vocabSize=1024
   --name=RUN --outDir=runs --seed=1337 --evalEvery=25 --checkpointEvery=0 --threads=0
+  --telemetry-every=N              quantization error, flushed/saturated shares and amax of every GEMM operand
+                                   every N steps into runs/NAME/telemetry.jsonl (0 = off, the default)
   --gpus=N                         data parallel over N GPUs, one process each (batchSize, gradAccum per GPU)
   --ranks=N --device=cpu           the same with N CPU processes
   --resume                         continue runs/NAME from its checkpoint, bit for bit
   --overwrite                      replace runs/NAME`;
 
-/** Split `--a=b`, `--a b` and `--flag` into key=value strings; returns [overrides, config file]. */
+/** `telemetry-every` → `telemetryEvery` (per dotted segment): settings may be spelt in kebab case. */
+export function camelKey(key: string): string {
+  return key.split(".").map((k) => k.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())).join(".");
+}
+
+/** Split `--a=b`, `--a b` and `--flag` into key=value strings (keys camel-cased); returns [overrides, config file]. */
 export function parseOverrides(argv: string[]): [string[], string | undefined] {
   const out: string[] = [];
   let file: string | undefined;
@@ -31,6 +38,8 @@ export function parseOverrides(argv: string[]): [string[], string | undefined] {
     if (!a.startsWith("--")) throw new UsageError(`unexpected argument '${a}'; settings look like --key=value (see fp4lm train --help)`);
     let kv = a.slice(2);
     if (!kv.includes("=") && i + 1 < argv.length && !argv[i + 1].startsWith("--")) kv += "=" + argv[++i];
+    const eq = kv.indexOf("=");
+    kv = eq < 0 ? camelKey(kv) : camelKey(kv.slice(0, eq)) + kv.slice(eq);
     if (kv.startsWith("config=")) file = kv.slice(7);
     else out.push(kv);
   }

@@ -2,7 +2,9 @@
  * The experiment suites end to end on a tiny CPU model (2 blocks of d 32, bytes, 4 steps): every
  * suite's run list builds, every suite runs and writes a complete report (results.json, report.md
  * with the table and the claim line, report.html with inline SVG, SVG files), a diverging run is
- * recorded and the suite goes on, and `--only` halves merge into the full suite's results.
+ * recorded and the suite goes on, and `--only` halves merge into the full suite's results; the
+ * `layers` suite's telemetry and every suite's downstream-task table reach the report; the GPU
+ * presets and the WSD schedule plan as documented.
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -12,8 +14,14 @@ import { join } from "node:path";
 import { UsageError } from "../errors.ts";
 import { experimentCommand } from "../cli/experiment-command.ts";
 import { reportCommand } from "../cli/report-command.ts";
+import { evalCommand } from "../cli/eval-command.ts";
+import { MODEL_PRESETS, parameterCount } from "../nn/model-config.ts";
+import { readTelemetry, summarizeTelemetry } from "../nn/telemetry.ts";
+import { readShard } from "../data/shards.ts";
+import { loadTokenizer } from "../data/tokenizer.ts";
+import { buildConfig } from "../train/config.ts";
 import { readMetrics } from "../train/metrics.ts";
-import { mergeResults, summarize, verdict, writeReport } from "./report.ts";
+import { gemmError, mergeResults, runTelemetry, sensitivity, summarize, verdict, writeReport } from "./report.ts";
 import { lossSpike, planSuite, runSuite, type SuiteOptions, type SuiteResult } from "./runner.ts";
 import { SUITES, getSuite } from "./suites.ts";
 
@@ -137,7 +145,7 @@ test("precision, layers, sr (2 seeds) and mxfp4-tokens run tiny and write comple
 test("ablation, rht (--only) and switch run through the CLI", (t) => {
   quiet(t);
   const out = join(root, "all");
-  const common = ["--steps", "4", "--seeds", "1", "--out", out, "--device", "cpu", ...TINY_CLI];
+  const common = ["--steps", "4", "--seeds", "1", "--out", out, "--device", "cpu", "--task-items", "3", ...TINY_CLI];
   assert.equal(experimentCommand(["ablation", ...common]), 0);
   const ab = checkReport(join(out, "ablation"), getSuite("ablation").runs.map((r) => r.name));
   assert.match(verdict(ab), /^base (diverged|did not diverge).*cumulative gaps .* → .* additions narrowed the gap; removing each .* widened it in \d of 4/);
@@ -192,4 +200,129 @@ test("two --only halves merge into the full suite's report; a second --only into
   // rewriting a report in place gives the same results
   writeReport(join(root, "rewrite"), merged);
   assert.deepEqual(JSON.parse(readFileSync(join(root, "rewrite", "results.json"), "utf8")).runs.map((r: { name: string }) => r.name), full.runs.map((r) => r.name));
+});
+
+test("the layers suite records telemetry: per-layer means in results.json, plots, a table, the most sensitive layers", () => {
+  const dir = join(root, "all", "layers");
+  const results = JSON.parse(readFileSync(join(dir, "results.json"), "utf8")) as SuiteResult;
+  assert.equal(results.setup.telemetryEvery, 1, "about ten measurements per run: every step of 4");
+  const none = results.runs.find((r) => r.name === "none")!;
+  const tel = none.seeds[0].telemetry!;
+  assert.deepEqual(tel.steps, [0, 1, 2, 3]);
+  assert.equal(tel.layers.length, 2 * 4 + 1);
+  // the stored means are the means of the run's telemetry.jsonl
+  const lines = readTelemetry(join(dir, none.seeds[0].dir, "telemetry.jsonl"));
+  const fc2 = lines.filter((l) => l.layer === "blocks.1.mlp.fc2" && l.gemm === "wgrad" && l.operand === "dY");
+  assert.equal(fc2.length, 4);
+  const stored = tel.layers.find((l) => l.layer === "blocks.1.mlp.fc2")!.ops["wgrad.dY"];
+  assert.ok(Math.abs(stored[0] - fc2.reduce((a, l) => a + l.rel_err, 0) / 4) < 1e-3 * stored[0]);
+  assert.equal(summarizeTelemetry(lines).length, 9 * 6);
+  // the most sensitive layer named is the one with the largest Wgrad error among quantized block layers
+  const layers = runTelemetry(none)!;
+  const ranked = layers.filter((l) => l.layer.startsWith("blocks.") && !l.format.startsWith("bf16")).sort((a, b) => gemmError(b, "wgrad")! - gemmError(a, "wgrad")!);
+  const sens = sensitivity(results)!;
+  assert.ok(sens.includes(`run \`none\``), sens);
+  assert.ok(sens.includes(`: ${ranked[0].layer} ${(100 * gemmError(ranked[0], "wgrad")!).toFixed(1)}%`), sens);
+  assert.match(sens, /mean over the last block 1 \d+\.\d% vs the first block 0 \d+\.\d%: (agrees|disagrees)/);
+  const md = readFileSync(join(dir, "report.md"), "utf8");
+  assert.ok(md.includes("## Quantization telemetry") && md.includes(`**Layer sensitivity:** ${sens}.`));
+  assert.ok(md.includes("| layer | precision (Fprop X) | Fprop X | Fprop W | Dgrad dY | Dgrad W | Wgrad dY | Wgrad X |"));
+  assert.match(md, /\| blocks\.1\.mlp\.fc2 \| nvfp4 1x16 RTN \| \d+\.\d\d% \|/);
+  for (const f of ["telemetry-wgrad.svg", "telemetry-fprop.svg"]) {
+    const svg = readFileSync(join(dir, f), "utf8");
+    assert.ok(md.includes(`](${f})`) && svg.includes("<path"), f);
+    // one series per run that has telemetry (all seven; the BF16 baseline too)
+    assert.equal(svg.match(/<path /g)!.length, 7, f);
+  }
+  // suites without telemetry write no telemetry section
+  assert.ok(!readFileSync(join(root, "all", "precision", "report.md"), "utf8").includes("Quantization telemetry"));
+});
+
+test("downstream tasks: every seed scored, bits per byte consistent with the validation loss, a table in the report", () => {
+  const r = runSuite("precision", opts("tasks", { only: ["bf16", "nvfp4"], tasks: ["bpb", "cloze", "gloss", "ending"], taskItems: 5 }));
+  assert.deepEqual(r.setup.tasks?.names, ["bpb", "cloze", "gloss", "ending"]);
+  assert.equal(r.setup.tasks?.items.ending, 5);
+  assert.equal(r.setup.tasks?.items.gloss, 0);
+  const bf = r.runs[0].seeds[0];
+  for (const run of r.runs) {
+    const t = run.seeds[0].tasks!;
+    assert.equal(t.counts.ending, 5);
+    assert.ok(t.ending! >= 0 && t.ending! <= 1 && t.cloze! >= 0 && t.cloze! <= 1);
+    assert.equal(t.gloss, undefined, "no WordNet text in Moby Dick");
+  }
+  // the bf16 run is scored in its own precision on the validation windows: bpb = val_loss / ln 2 · tokens / bytes
+  const data = join(root, "tasks", ".data");
+  const prepared = join(data, readdirSync(data)[0]);
+  const tok = loadTokenizer(join(prepared, "tokenizer.json"));
+  const ids = readShard(join(prepared, "val.bin")).tokens;
+  const T = 16, n = 2 * 2; // evalBatches 2 of B 2 windows
+  let bytes = 0;
+  for (let w = 0; w < n; w++) bytes += tok.decodeBytes(ids.subarray(w * T + 1, w * T + T + 1).filter((t) => t !== tok.eotToken)).length;
+  const want = (bf.finalValLoss! / Math.LN2) * (n * T) / bytes;
+  assert.ok(Math.abs(bf.tasks!.bpb! - want) < 1e-5 * want, `${bf.tasks!.bpb} vs ${want}`);
+  const md = readFileSync(join(root, "tasks", "precision", "report.md"), "utf8");
+  assert.ok(md.includes("## Downstream tasks"));
+  assert.ok(md.includes("| run | bits/byte | cloze (greedy word) | sentence ending (4-way) |"), "no gloss column without gloss items");
+  assert.match(md, /\| nvfp4 \| \d\.\d{4} \| \d+\.\d% \| \d+\.\d% \|/);
+  assert.match(md, /tasks: gloss: the held-out text has no WordNet gloss lines/);
+  // fp4lm eval --tasks builds the same items from the same held-out text: the same scores
+  const logged: string[] = [];
+  const ckpt = join(root, "tasks", "precision", "nvfp4-seed1337", "checkpoint.safetensors");
+  const orig = console.log;
+  console.log = (s: string) => { logged.push(s); };
+  try {
+    assert.equal(evalCommand([ckpt, "--tasks", "ending,cloze", "--items", "5", "--recipe", "bf16", "--json"]), 0);
+    assert.equal(evalCommand([ckpt, "--tasks", "all", "--items", "5"]), 0);
+  } finally {
+    console.log = orig;
+  }
+  const j = JSON.parse(logged[0]) as { ending: number; cloze: number; counts: Record<string, number>; notes: string[] };
+  const nv = r.runs[1].seeds[0].tasks!;
+  assert.equal(j.ending, nv.ending);
+  assert.equal(j.cloze, nv.cloze);
+  assert.deepEqual(j.counts, { cloze: nv.counts.cloze, ending: 5 });
+  assert.match(logged.slice(1).join("\n"), /task +score +over[\s\S]*bpb +\d\.\d{4} +bits per byte over \d+ held-out tokens[\s\S]*ending +\d+\.\d% +5 sentence endings, 4-way \(chance 25%\)[\s\S]*note: gloss:/);
+  assert.throws(() => evalCommand([ckpt, "--tasks", "bpb", "--items", "0"]), /--items must be an integer ≥ 1/);
+  // a run that diverged gets no scores
+  const d = runSuite("precision", opts("tasks-div", { only: ["bf16"], tasks: ["bpb"], taskItems: 2, extra: [...TINY, "schedule.lr=1e30"] }));
+  assert.equal(d.runs[0].seeds[0].tasks, undefined);
+});
+
+test("the CLI scores tasks by default, and --tasks none turns them off", (t) => {
+  quiet(t);
+  const out = join(root, "all");
+  const ab = JSON.parse(readFileSync(join(out, "ablation", "results.json"), "utf8")) as SuiteResult;
+  assert.deepEqual(ab.setup.tasks?.names, ["bpb", "cloze", "gloss", "ending"]);
+  assert.ok(ab.runs.every((r) => r.seeds.every((x) => x.diverged || x.tasks?.counts.ending === 3)));
+  assert.ok(readFileSync(join(out, "ablation", "report.md"), "utf8").includes("## Downstream tasks"));
+  assert.equal(experimentCommand(["precision", "--steps", "2", "--out", join(root, "notasks"), "--only", "bf16", "--tasks", "none", ...TINY_CLI]), 0);
+  const r = JSON.parse(readFileSync(join(root, "notasks", "precision", "results.json"), "utf8")) as SuiteResult;
+  assert.equal(r.setup.tasks, undefined);
+  assert.equal(r.runs[0].seeds[0].tasks, undefined);
+  assert.throws(() => experimentCommand(["precision", "--tasks", "mmlu", ...TINY_CLI]), /unknown task 'mmlu'/);
+});
+
+test("GPU presets: exp-short ~20 and exp-long ≥ 200 tokens per non-embedding parameter in the same budget; WSD decays over the last 15–20%", () => {
+  const budget = (tokens: number) => [tokens / 250e3 / 60, tokens / 150e3 / 60]; // minutes at 250k and 150k tokens/s
+  for (const [name, perParam] of [["exp-short", 20], ["exp-long", 200]] as const) {
+    const p = MODEL_PRESETS[name];
+    assert.equal(p.dModel / p.nHeads, 64, `${name}: head size 64`);
+    assert.ok(p.nHeads > p.nKvHeads && p.nHeads % p.nKvHeads === 0, `${name}: GQA`);
+    assert.equal(p.seqLen, 1024);
+    const nonEmb = parameterCount({ ...p, vocabSize: 0 });
+    const [fast, slow] = budget(nonEmb * perParam);
+    assert.ok(fast >= 20 && slow <= 45, `${name}: ${nonEmb} parameters × ${perParam} = ${fast.toFixed(0)}–${slow.toFixed(0)} min`);
+    for (const recipe of ["nvfp4", "mxfp4", "fp8", "bf16"]) buildConfig([`model.preset=${name}`, `recipe=${recipe}`]);
+    // every suite plans on it (the RHT sizes that do not divide its widths are skipped, not errors)
+    for (const suite of Object.keys(SUITES)) planSuite(suite, { model: name, tokens: nonEmb * perParam, outDir: root });
+  }
+  const short = MODEL_PRESETS["exp-short"];
+  assert.ok(short.dModel >= 512 && short.dModel <= 768 && short.nLayers >= 8 && short.nLayers <= 12);
+  const long = planSuite("layers", { model: "exp-long", steps: 100, outDir: root });
+  const blocks = (n: string) => long.runs.find((p) => p.run.name === n)!.result.bf16Blocks;
+  assert.notDeepEqual(blocks("first-4"), blocks("last-4"), "6 blocks: the layer suite can tell first from last");
+  // the runs' schedule is WSD; --schedule.decayFraction moves the decay start, and the switch suite with it
+  const sw = planSuite("switch", { steps: 100, outDir: root, extra: [...TINY, "schedule.decayFraction=0.15"] });
+  assert.equal(sw.runs[0].configs[0].schedule.kind, "wsd");
+  assert.ok(sw.runs.find((p) => p.run.name === "forward")!.result.overrides.includes("recipe.precisionSwitch.atStep=85"));
 });

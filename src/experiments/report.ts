@@ -5,13 +5,17 @@
  * Fig. 2/4/6 measure; positive = worse than the baseline), a table of final validation loss,
  * gap, divergence, tokens and parameters, the paper's claim, and one sentence that judges the
  * claim from the numbers (suites.ts). Also merges partial results of one suite (`--only` runs).
+ * When the runs carry them: a table of downstream task scores per run (the paper's Table 2
+ * analogue, eval/), and the quantization telemetry: per-layer Fprop and Wgrad error plots, a
+ * per-layer table of one run, and the layers with the largest Wgrad error (App. E.2).
  * Not a plotting library: plots come from train/plot-svg.ts.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { isAbsolute, join, relative, resolve } from "node:path";
 import { FileFormatError, UsageError } from "../errors.ts";
+import type { ScheduleConfig } from "../optim/schedule.ts";
 import { linePlotSvg, type Series } from "../train/plot-svg.ts";
-import type { RunResult, SeedResult, SuiteResult } from "./runner.ts";
+import type { RunResult, SeedResult, SeedTelemetry, SuiteResult } from "./runner.ts";
 import { SUITES, type RunStats } from "./suites.ts";
 
 /** A run's numbers over its seeds. */
@@ -175,6 +179,15 @@ function divergedCell(s: RunSummary): string {
   return s.nDiverged === s.nSeeds ? `yes (${at})` : `${s.nDiverged}/${s.nSeeds} seeds (${at})`;
 }
 
+/** "WSD: warmup 20 steps, linear decay over the last 20% to 1% of lr 0.003". */
+function scheduleText(s: ScheduleConfig | undefined): string {
+  if (!s) return "?";
+  const warm = `warmup ${s.warmupSteps} steps`;
+  if (s.kind === "constant") return `constant lr ${s.lr}, ${warm}`;
+  if (s.kind === "cosine") return `cosine to ${s.minLrRatio * 100}% of lr ${s.lr}, ${warm}`;
+  return `WSD: ${warm}, constant, ${s.decayShape} decay over the last ${Math.round(s.decayFraction * 100)}% to ${s.minLrRatio * 100}% of lr ${s.lr}`;
+}
+
 /** Plot unit for token counts. */
 function tokenUnit(max: number): [number, string] {
   return max >= 1e9 ? [1e9, "tokens (B)"] : max >= 1e6 ? [1e6, "tokens (M)"] : max >= 1e3 ? [1e3, "tokens (k)"] : [1, "tokens"];
@@ -225,6 +238,145 @@ function plots(results: SuiteResult, sums: RunSummary[]): Plot[] {
   return out;
 }
 
+// ---- quantization telemetry and downstream tasks --------------------------------------------
+
+type TelemetryLayer = SeedTelemetry["layers"][number];
+
+/** The GEMM operands per GEMM, as telemetry names them. */
+const GEMM_OPS = { fprop: ["fprop.X", "fprop.W"], dgrad: ["dgrad.dY", "dgrad.W"], wgrad: ["wgrad.dY", "wgrad.X"] } as const;
+
+/** A run's telemetry averaged over its seeds (layers in model order), or undefined without any. */
+export function runTelemetry(run: RunResult): TelemetryLayer[] | undefined {
+  const seeds = run.seeds.map((s) => s.telemetry).filter((t): t is SeedTelemetry => t !== undefined && t.layers.length > 0);
+  if (!seeds.length) return undefined;
+  return seeds[0].layers.map((l) => {
+    const same = seeds.map((t) => t.layers.find((x) => x.layer === l.layer)).filter((x): x is TelemetryLayer => x !== undefined);
+    const ops: TelemetryLayer["ops"] = {};
+    for (const k of Object.keys(l.ops)) {
+      const vs = same.map((x) => x.ops[k]).filter((v) => v !== undefined);
+      ops[k] = [0, 1, 2, 3].map((j) => mean(vs.map((v) => v[j]))) as [number, number, number, number];
+    }
+    return { layer: l.layer, format: l.format, ops };
+  });
+}
+
+/** Relative error of a GEMM's inputs to first order: √(e_a² + e_b²) of its two operands. */
+export function gemmError(l: TelemetryLayer, gemm: keyof typeof GEMM_OPS): number | undefined {
+  const e = GEMM_OPS[gemm].map((k) => l.ops[k]?.[0]).filter((v): v is number => v !== undefined);
+  return e.length ? Math.sqrt(e.reduce((a, v) => a + v * v, 0)) : undefined;
+}
+
+const quantizedLayer = (l: TelemetryLayer) => !/^(bf16|fp32)/.test(l.format);
+const blockOf = (layer: string) => { const m = /^blocks\.(\d+)\./.exec(layer); return m ? Number(m[1]) : undefined; };
+
+/** The run whose telemetry the report tabulates: the non-baseline run with the most quantized layers. */
+function telemetryRun(sums: RunSummary[]): { run: RunSummary; layers: TelemetryLayer[] } | undefined {
+  let best: { run: RunSummary; layers: TelemetryLayer[] } | undefined;
+  for (const s of sums) {
+    const layers = s.run.skipped ? undefined : runTelemetry(s.run);
+    if (!layers || s.run.baseline) continue;
+    if (!best || layers.filter(quantizedLayer).length > best.layers.filter(quantizedLayer).length) best = { run: s, layers };
+  }
+  return best;
+}
+
+const pct1 = (v: number) => `${(100 * v).toFixed(1)}%`;
+const pct2 = (v: number) => `${(100 * v).toFixed(2)}%`;
+
+/**
+ * Which layers' Wgrad inputs quantize worst (App. E.2: the last layers'), from the telemetry of
+ * the run with the most quantized layers; undefined without telemetry.
+ */
+export function sensitivity(results: SuiteResult, sums = summarize(results)): string | undefined {
+  const t = telemetryRun(sums);
+  if (!t) return undefined;
+  const L = t.run.nLayers;
+  const ranked = t.layers.filter((l) => quantizedLayer(l) && blockOf(l.layer) !== undefined && gemmError(l, "wgrad") !== undefined)
+    .map((l) => ({ l, e: gemmError(l, "wgrad")!, b: blockOf(l.layer)! })).sort((a, b) => b.e - a.e);
+  if (!ranked.length) return `run \`${t.run.name}\` has no quantized block layers to rank`;
+  const top = ranked.slice(0, 3).map((r) => `${r.l.layer} ${pct1(r.e)}`).join(", ");
+  const half = Math.floor(L / 2);
+  const first = ranked.filter((r) => r.b < half), last = ranked.filter((r) => r.b >= L - half);
+  const head = `largest Wgrad input error (√(e_dY² + e_X²), run \`${t.run.name}\`, mean over telemetry steps): ${top}`;
+  if (!half || !first.length || !last.length) return `${head}; the first and last halves of the blocks cannot both be compared on this model: inconclusive`;
+  const mf = mean(first.map((r) => r.e)), ml = mean(last.map((r) => r.e));
+  const span = (a: number, b: number) => (a === b ? `block ${a}` : `blocks ${a}–${b}`);
+  return `${head}; mean over the last ${span(L - half, L - 1)} ${pct1(ml)} vs the first ${span(0, half - 1)} ${pct1(mf)}: ` +
+    (ml > mf ? "agrees (App. E.2: the last layers' Wgrad error is largest)" : "disagrees (App. E.2 finds the last layers' Wgrad error largest)");
+}
+
+function telemetryPlots(results: SuiteResult, sums: RunSummary[]): Plot[] {
+  const runs = sums.filter((s) => !s.run.skipped).map((s) => ({ s, layers: runTelemetry(s.run) })).filter((r) => r.layers !== undefined);
+  if (!runs.length) return [];
+  const names = runs[0].layers!.map((l) => l.layer);
+  const xLabel = `linear layer, model order (0 = ${names[0]}, ${names.length - 1} = ${names[names.length - 1]})`;
+  return (["wgrad", "fprop"] as const).map((g) => ({
+    file: `telemetry-${g}.svg`,
+    title: `${g === "wgrad" ? "Wgrad" : "Fprop"} input quantization error per layer`,
+    svg: linePlotSvg(runs.map(({ s, layers }) => ({
+      name: s.name, points: layers!.flatMap((l, i): [number, number][] => { const e = gemmError(l, g); return e === undefined ? [] : [[i, 100 * e]]; }),
+    })), { title: `${results.suite}: ${g === "wgrad" ? "Wgrad (dY, X)" : "Fprop (X, W)"} relative quantization error, √(e_a² + e_b²), %`, xLabel, yLabel: "relative error, %" }),
+  }));
+}
+
+function telemetryBlocks(results: SuiteResult, sums: RunSummary[], plotList: Plot[]): Block[] {
+  const t = telemetryRun(sums);
+  if (!t) return [];
+  const every = results.setup.telemetryEvery;
+  const steps = t.run.run.seeds.find((x) => x.telemetry)?.telemetry?.steps ?? [];
+  const blocks: Block[] = [{ h: 2, text: "Quantization telemetry" }];
+  blocks.push({
+    p: `${every === 1 ? "Every step" : `Every ${every ?? "N"} steps`} (${steps.length} measurements per seed) each linear layer measured the six operands of its GEMMs ` +
+      `against the high-precision values (xᵀ and the Hadamard transform where the recipe applies them): relative error ||q(x) − x|| / ||x||, ` +
+      `the share of nonzero values flushed to zero, the share clipped at the top of their block's grid (saturated), and amax; ` +
+      `numbers are means over the measurements and seeds. The plots combine a GEMM's two operands as √(e_a² + e_b²).`,
+  });
+  const sens = sensitivity(results, sums);
+  if (sens) blocks.push({ p: `**Layer sensitivity:** ${sens}.` });
+  for (const p of plotList.filter((x) => x.file.startsWith("telemetry-"))) blocks.push({ plot: p });
+  const cell = (l: TelemetryLayer, k: string, f: (v: [number, number, number, number]) => string) => (l.ops[k] ? f(l.ops[k]) : "");
+  const maxSat = (l: TelemetryLayer) => Math.max(...Object.values(l.ops).map((v) => v[2]));
+  blocks.push({ p: `Per layer, run \`${t.run.name}\` (relative error of each operand; flushed: Wgrad dY; saturated: largest over the operands):` });
+  blocks.push({
+    table: [["layer", "precision (Fprop X)", "Fprop X", "Fprop W", "Dgrad dY", "Dgrad W", "Wgrad dY", "Wgrad X", "flushed dY", "saturated", "amax X", "amax dY"],
+      ...t.layers.map((l) => [
+        l.layer, l.format, ...["fprop.X", "fprop.W", "dgrad.dY", "dgrad.W", "wgrad.dY", "wgrad.X"].map((k) => cell(l, k, (v) => pct2(v[0]))),
+        cell(l, "wgrad.dY", (v) => pct2(v[1])), pct2(maxSat(l)), cell(l, "fprop.X", (v) => v[3].toPrecision(3)), cell(l, "wgrad.dY", (v) => v[3].toPrecision(3)),
+      ])],
+  });
+  return blocks;
+}
+
+const TASK_COLUMNS: { key: "bpb" | "cloze" | "gloss" | "ending"; head: string; fmt: (m: number, s: number) => string }[] = [
+  { key: "bpb", head: "bits/byte", fmt: (m, s) => pm(m, s, 4) },
+  { key: "cloze", head: "cloze (greedy word)", fmt: (m, s) => pm(100 * m, 100 * s, 1, "%") },
+  { key: "gloss", head: "WordNet gloss (4-way)", fmt: (m, s) => pm(100 * m, 100 * s, 1, "%") },
+  { key: "ending", head: "sentence ending (4-way)", fmt: (m, s) => pm(100 * m, 100 * s, 1, "%") },
+];
+
+function taskBlocks(results: SuiteResult, sums: RunSummary[]): Block[] {
+  const withTasks = sums.filter((s) => !s.run.skipped && s.run.seeds.some((x) => x.tasks));
+  if (!withTasks.length) return [];
+  const cols = TASK_COLUMNS.filter((c) => withTasks.some((s) => s.run.seeds.some((x) => x.tasks?.[c.key] !== undefined)));
+  const t = results.setup.tasks;
+  const rows = withTasks.map((s) => [s.name + (s.run.baseline ? " (baseline)" : ""), ...cols.map((c) => {
+    const v = s.run.seeds.map((x) => x.tasks?.[c.key]).filter((x): x is number => x !== undefined);
+    return v.length ? c.fmt(mean(v), sd(v)) : "n/a";
+  })]);
+  const items = t ? Object.entries(t.items).map(([k, n]) => `${n} ${k}`).join(", ") : "";
+  return [
+    { h: 2, text: "Downstream tasks" },
+    {
+      p: `The small-scale analogue of the paper's Table 2: the final weights of every seed scored ${t ? `with ${t.recipe.toUpperCase()} GEMMs ` : ""}on tasks built ` +
+        `from the held-out text of the corpus, never from training text${t ? ` (${items} items, seed ${t.seed})` : ""}: bits per byte of the held-out tokens ` +
+        `(lower is better), LAMBADA-style last-word cloze (the word produced by greedy decoding), and 4-way multiple choice scored by ` +
+        `length-normalised log-likelihood (chance 25%). Mean ± standard deviation over seeds.`,
+    },
+    { table: [["run", ...cols.map((c) => c.head)], ...rows] },
+    ...(t?.notes.length ? [{ list: t.notes.map((n) => `tasks: ${n}`) }] : []),
+  ];
+}
+
 // ---- the document: blocks rendered to markdown and to HTML -----------------------------------
 
 type Block = { h: 1 | 2; text: string } | { p: string } | { list: string[] } | { table: string[][] } | { plot: Plot };
@@ -249,6 +401,7 @@ function documentOf(results: SuiteResult, sums: RunSummary[], plotList: Plot[]):
     ["parameters (non-embedding)", `${fmtCount(nonEmb)}${allParams !== null ? ` (${fmtCount(allParams)} with embedding and head)` : ""}`, suite ? `~${fmtCount(suite.paper.params)} (all)` : "?"],
     ["tokens per run (1x)", `${fmtCount(st.tokens)} (${st.steps} steps of ${st.tokensPerStep})`, suite ? fmtCount(suite.paper.tokens) : "?"],
     ["tokens per parameter", nonEmb ? ratio(st.tokens / nonEmb) : "?", suite ? `~${Math.round(suite.paper.tokens / suite.paper.params)}` : "?"],
+    ["schedule", scheduleText(st.fingerprint.schedule as ScheduleConfig | undefined), "WSD, decay over the last 15–20% (App. A)"],
     ["seeds", `${seeds.length} (${seeds.join(", ")})`, "1"],
     ["device", st.device, "GB200/B200 (NVFP4 tensor cores)"],
   ];
@@ -274,10 +427,12 @@ function documentOf(results: SuiteResult, sums: RunSummary[], plotList: Plot[]):
       `order) and counts a mean difference within the standard deviation of those differences as a tie.`,
   });
 
-  if (plotList.length) {
+  const curves = plotList.filter((p) => !p.file.startsWith("telemetry-"));
+  if (curves.length) {
     blocks.push({ h: 2, text: "Curves" });
-    for (const p of plotList) blocks.push({ plot: p });
+    for (const p of curves) blocks.push({ plot: p });
   }
+  blocks.push(...taskBlocks(results, sums), ...telemetryBlocks(results, sums, plotList));
   const notes = sums.flatMap((s) => [
     ...s.run.notes.map((n) => `\`${s.name}\`: ${n}`),
     ...(s.run.skipped ? [`\`${s.name}\`: ${s.run.skipped}`] : []),
@@ -336,7 +491,7 @@ ${body}
 `;
 }
 
-const PLOT_FILE = /^(val-loss|gap)(-[\w.-]+)?\.svg$/;
+const PLOT_FILE = /^(val-loss|gap|telemetry)(-[\w.-]+)?\.svg$/;
 
 /**
  * Write results.json, report.md, report.html and the SVG plots into `dir`; returns the files written.
@@ -347,7 +502,7 @@ export function writeReport(dir: string, results: SuiteResult): string[] {
   const stored: SuiteResult = structuredClone(results);
   for (const r of stored.runs) for (const s of r.seeds) if (isAbsolute(s.dir)) s.dir = relative(resolve(dir), s.dir) || ".";
   const sums = summarize(stored);
-  const plotList = plots(stored, sums);
+  const plotList = [...plots(stored, sums), ...telemetryPlots(stored, sums)];
   const blocks = documentOf(stored, sums, plotList);
   const files: [string, string][] = [
     ["results.json", JSON.stringify(stored, null, 1) + "\n"],

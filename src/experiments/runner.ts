@@ -6,11 +6,18 @@
  * train() writes them), `results.json` and the report (report.ts) after every run, so that a
  * killed invocation keeps what it finished. A run that produces NaN/Inf (DivergedError) or
  * whose training loss spikes above `spikeFactor` × its running minimum is recorded as diverged;
- * it never stops the suite. Not a scheduler: one run at a time, on the device the config names.
+ * it never stops the suite. With `tasks`, every seed that went through is scored on the downstream
+ * tasks (eval/), built once per suite from the held-out text and evaluated with BF16 GEMMs, so
+ * that the scores compare the trained weights; a suite that asks for it (or telemetryEvery=N)
+ * records quantization telemetry, kept per seed as per-layer means (nn/telemetry.ts).
+ * Not a scheduler: one run at a time, on the device the config names.
  */
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { basename, join } from "node:path";
 import { UsageError } from "../errors.ts";
+import { evaluateCheckpoint, type TaskScores } from "../eval/score.ts";
+import { buildTasks, preparedDocuments, type TaskName, type TaskSet } from "../eval/tasks.ts";
+import { readTelemetry, summarizeTelemetry } from "../nn/telemetry.ts";
 import { parameterCount } from "../nn/model-config.ts";
 import { decayStart } from "../optim/schedule.ts";
 import type { GemmName } from "../recipes/operand.ts";
@@ -44,6 +51,11 @@ export interface SuiteOptions {
   log?: (line: string) => void;
   /** the command line, recorded in the report */
   command?: string;
+  /** downstream tasks to score every seed on (default none) */
+  tasks?: TaskName[];
+  /** items per task (default 200) and the seed that picks them (default 0) */
+  taskItems?: number;
+  taskSeed?: number;
 }
 
 export interface SeedResult {
@@ -60,6 +72,16 @@ export interface SeedResult {
   evals: { step: number; tokens: number; valLoss: number }[];
   finalValLoss: number | null;
   finalTrainLoss: number | null;
+  /** downstream task scores of the final weights (absent: not asked, or the seed diverged) */
+  tasks?: TaskScores;
+  /** quantization telemetry: per layer (model order), the mean over the telemetry steps of
+   * [relative error, flushed share, saturated share, amax] per "gemm.operand" (fprop.X, wgrad.dY, ...) */
+  telemetry?: SeedTelemetry;
+}
+
+export interface SeedTelemetry {
+  steps: number[];
+  layers: { layer: string; format: string; ops: Record<string, [number, number, number, number]> }[];
 }
 
 export interface RunResult {
@@ -98,6 +120,10 @@ export interface SuiteSetup {
   device: string;
   /** what must be equal for results to be merged */
   fingerprint: Record<string, unknown>;
+  /** the downstream tasks every seed was scored on */
+  tasks?: { names: TaskName[]; items: Partial<Record<TaskName, number>>; seed: number; recipe: string; notes: string[] };
+  /** quantization telemetry every N steps (0 or absent: off) */
+  telemetryEvery?: number;
 }
 
 export interface SuiteResult {
@@ -158,13 +184,16 @@ function rhtProblem(c: TrainConfig, size: number): string | undefined {
 const keyOf = (kv: string) => kv.slice(0, kv.indexOf("=") < 0 ? kv.length : kv.indexOf("="));
 
 /** The suite's setup overrides, shared by every run. */
-function setupOverrides(opts: SuiteOptions): string[] {
+function setupOverrides(opts: SuiteOptions, suite?: Suite, steps?: number): string[] {
   const extra = opts.extra ?? [];
   const bad = extra.filter((kv) => FORBIDDEN_EXTRA.includes(keyOf(kv)));
   if (bad.length) {
     throw new UsageError(`${bad.join(", ")}: the suite sets outDir, name and steps itself (use --out, and --steps or --tokens)`);
   }
-  return ["log=quiet", "overwrite", ...(opts.device ? [`device=${opts.device}`] : []), ...(opts.model ? [`model.preset=${opts.model}`] : []), ...extra];
+  // a suite that reads telemetry measures about ten times per run unless told otherwise
+  const telemetry = suite?.telemetry && steps !== undefined && !extra.some((kv) => keyOf(kv) === "telemetryEvery")
+    ? [`telemetryEvery=${Math.max(1, Math.round(steps / 10))}`] : [];
+  return ["log=quiet", "overwrite", ...(opts.device ? [`device=${opts.device}`] : []), ...(opts.model ? [`model.preset=${opts.model}`] : []), ...telemetry, ...extra];
 }
 
 /**
@@ -176,8 +205,7 @@ export function planSuite(suiteOrName: Suite | string, opts: SuiteOptions = {}):
   const runs = selectRuns(suite, opts.only);
   const outDir = opts.outDir ?? "runs";
   const dir = join(outDir, suite.name);
-  const setup = setupOverrides(opts);
-  const base = buildConfig([...setup, `outDir=${outDir}`]);
+  const base = buildConfig([...setupOverrides(opts), `outDir=${outDir}`]);
   const tokensPerStep = base.batchSize * base.model.seqLen * base.gradAccum;
   const nSeeds = opts.seeds ?? 1;
   if (!Number.isInteger(nSeeds) || nSeeds < 1) throw new UsageError(`seeds must be a positive integer, got ${opts.seeds}`);
@@ -185,6 +213,7 @@ export function planSuite(suiteOrName: Suite | string, opts: SuiteOptions = {}):
   const steps = opts.steps ?? (opts.tokens !== undefined ? Math.max(1, Math.round(opts.tokens / tokensPerStep)) : base.steps);
   if (!Number.isInteger(steps) || steps < 1) throw new UsageError(`steps must be a positive integer, got ${steps}`);
   const seeds = Array.from({ length: nSeeds }, (_, i) => base.seed + i);
+  const setup = setupOverrides(opts, suite, steps);
   const d = base.data;
   const fingerprint = {
     model: { ...base.model, vocabSize: undefined }, batchSize: base.batchSize, gradAccum: base.gradAccum, steps,
@@ -195,6 +224,8 @@ export function planSuite(suiteOrName: Suite | string, opts: SuiteOptions = {}):
     suite, dir, seeds, runs: [],
     setup: { steps, tokens: steps * tokensPerStep, tokensPerStep, model: { ...base.model }, extra: opts.extra ?? [], device: base.device, fingerprint },
   };
+  const tel = buildConfig([...setup, `outDir=${outDir}`]).telemetryEvery;
+  if (tel > 0) plan.setup.telemetryEvery = tel;
 
   const seen = new Map<string, string>();
   for (const run of runs) {
@@ -254,8 +285,28 @@ export function planSuite(suiteOrName: Suite | string, opts: SuiteOptions = {}):
 
 const isDiverged = (e: unknown) => e instanceof Error && e.name === "DivergedError";
 
+/** A run's telemetry.jsonl as per-layer means (SeedResult.telemetry), or undefined without one. */
+export function seedTelemetry(path: string): SeedTelemetry | undefined {
+  const lines = readTelemetry(path);
+  if (!lines.length) return undefined;
+  const r4 = (v: number) => Number(v.toPrecision(4));
+  const layers = new Map<string, SeedTelemetry["layers"][number]>();
+  for (const s of summarizeTelemetry(lines)) {
+    let l = layers.get(s.layer);
+    // the first operand of a layer is its Fprop input: its format names the layer's precision
+    if (!l) layers.set(s.layer, (l = { layer: s.layer, format: s.format, ops: {} }));
+    l.ops[`${s.gemm}.${s.operand}`] = [r4(s.relErr), r4(s.flushed), r4(s.saturated), r4(s.amax)];
+  }
+  return { steps: [...new Set(lines.map((l) => l.step))].sort((a, b) => a - b), layers: [...layers.values()] };
+}
+
+interface SuiteTasks {
+  set: TaskSet;
+  names: TaskName[];
+}
+
 /** Train one config; a divergence is a result, anything else is thrown. */
-function runSeed(cfg: TrainConfig, spikeFactor: number): SeedResult {
+function runSeed(cfg: TrainConfig, spikeFactor: number, tasks?: SuiteTasks): SeedResult {
   const t0 = performance.now();
   let error: Error | undefined;
   try {
@@ -284,12 +335,27 @@ function runSeed(cfg: TrainConfig, spikeFactor: number): SeedResult {
   const run = lines.find((l) => l.type === "run");
   const end = lines.find((l) => l.type === "end");
   const lastLoss = losses.length ? losses[losses.length - 1] : NaN;
-  return {
+  const out: SeedResult = {
     seed: cfg.seed, dir: cfg.name, backend: String(run?.backend ?? "?"), steps: losses.length, tokens: losses.length * tokensPerStep,
     seconds, tokensPerS: typeof end?.tokens_per_s === "number" ? end.tokens_per_s : 0, diverged, evals,
     finalValLoss: evals.length ? evals[evals.length - 1].valLoss : null, finalTrainLoss: Number.isFinite(lastLoss) ? lastLoss : null,
   };
+  const dir = join(cfg.outDir, cfg.name), ckpt = join(dir, "checkpoint.safetensors");
+  const telemetry = cfg.telemetryEvery > 0 ? seedTelemetry(join(dir, "telemetry.jsonl")) : undefined;
+  if (telemetry) out.telemetry = telemetry;
+  if (tasks && tasks.names.length && !diverged && existsSync(ckpt)) {
+    // rows per item pass: the training batch's tokens in passes of at most 256
+    const itemT = Math.min(cfg.model.seqLen, 256), itemB = cfg.batchSize * Math.max(1, Math.floor(cfg.model.seqLen / itemT));
+    const { step: _s, recipe: _r, ...scores } = evaluateCheckpoint(ckpt, tasks.set, tasks.names, {
+      dataDir: cfg.data.dir, device: cfg.device, threads: cfg.threads, recipe: TASK_RECIPE, B: cfg.batchSize, itemB, itemT, bpbBatches: cfg.evalBatches,
+    });
+    out.tasks = scores;
+  }
+  return out;
 }
+
+/** Every run's final weights are scored in the same precision, so the tasks compare weights. */
+const TASK_RECIPE = "bf16";
 
 /**
  * Run a suite (or the `only` runs of it) and write `${outDir}/${suite}/`. Results already in that
@@ -305,6 +371,14 @@ export function runSuite(suiteOrName: Suite | string, opts: SuiteOptions = {}): 
     // prepare the bundled corpus once, next to the suites, instead of once per suite folder
     const shared = preparedDir({ ...all[0], outDir: opts.outDir ?? "runs" }, log);
     for (const c of all) c.data.dir = shared;
+  }
+  let tasks: SuiteTasks | undefined;
+  if (all.length && opts.tasks?.length) {
+    const docs = preparedDocuments(all[0].data.dir);
+    const seed = opts.taskSeed ?? 0;
+    tasks = { set: buildTasks(docs.heldOut, { items: opts.taskItems ?? 200, seed, train: docs.train }), names: opts.tasks };
+    const { cloze, gloss, ending, notes } = tasks.set;
+    plan.setup.tasks = { names: opts.tasks, items: { cloze: cloze.length, gloss: gloss.length, ending: ending.length }, seed, recipe: TASK_RECIPE, notes };
   }
   let result: SuiteResult = {
     version: 1, suite: suite.name, title: suite.title, claim: suite.claim, commands: opts.command ? [opts.command] : [], created: new Date().toISOString(),
@@ -331,7 +405,7 @@ export function runSuite(suiteOrName: Suite | string, opts: SuiteOptions = {}): 
       log(`${suite.name}/${r.name}: same configuration as ${r.sameAs}`);
     }
     for (const cfg of p.configs) {
-      const s = runSeed(cfg, opts.spikeFactor ?? 2);
+      const s = runSeed(cfg, opts.spikeFactor ?? 2, tasks);
       // train() has set the vocabulary size to the tokenizer's
       r.params ??= parameterCount(cfg.model);
       r.nonEmbeddingParams = parameterCount({ ...cfg.model, vocabSize: 0 });

@@ -54,6 +54,9 @@ export interface Suite {
   /** the scale the paper measured it at */
   paper: { model: string; params: number; tokens: number; where: string };
   runs: SuiteRun[];
+  /** every run records quantization telemetry (about ten times per run), and the report ranks the
+   * layers by their Wgrad quantization error (App. E.2) */
+  telemetry?: boolean;
   /** one sentence: what the numbers say, ending in agrees / disagrees / partly agrees / inconclusive */
   judge(get: Lookup): string;
 }
@@ -193,6 +196,7 @@ const layers: Suite = {
   title: "which blocks to keep in BF16",
   claim: "last layers matter, first layers alone do not",
   paper: ABLATION_PAPER,
+  telemetry: true,
   runs: [
     BF16,
     { name: "none", overrides: ["recipe=nvfp4", "recipe.bf16Last=0"], about: "no BF16 blocks (reference)" },

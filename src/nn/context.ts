@@ -7,6 +7,7 @@ import type { Backend } from "../backends/backend.ts";
 import { planLinear, type LayerSite, type RecipeConfig } from "../recipes/recipe.ts";
 import type { LinearPlan } from "../recipes/operand.ts";
 import { mixIds } from "../recipes/quantize-operand.ts";
+import type { TelemetryRecorder } from "./telemetry.ts";
 
 export class RunContext {
   /** optimizer step (0-based) and micro-batch within it */
@@ -15,6 +16,8 @@ export class RunContext {
   totalSteps = 1;
   /** when false (evaluation), stochastic rounding still draws from a fixed eval stream */
   training = true;
+  /** set on telemetry steps only (nn/telemetry.ts): linear layers then measure their operands */
+  telemetry: TelemetryRecorder | null = null;
 
   constructor(
     readonly be: Backend,

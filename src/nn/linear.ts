@@ -5,7 +5,8 @@
  *   Dgrad  dX (N, in)  = dY (N, out)      · [Wᵀ (in, out)]ᵀ      (same 16x16-tiled W, transposed)
  *   Wgrad  dW (out,in) += [dYᵀ (out, N)]  · [Xᵀ (in, N)]ᵀ        (reduction over tokens, RHT there)
  * Every operand is quantized from the high-precision source (never re-quantized). The layer asks
- * for specs by role; it never names a format. Master weight and gradient are FP32.
+ * for specs by role; it never names a format. Master weight and gradient are FP32. On telemetry
+ * steps (RunContext.telemetry) it also measures each operand it quantized (nn/telemetry.ts).
  */
 import type { Tensor } from "../backends/backend.ts";
 import type { LayerSite } from "../recipes/recipe.ts";
@@ -42,8 +43,14 @@ export class Linear {
 
   private run(g: keyof typeof GEMMS, plan: GemmPlan, out: Tensor, a: [Tensor, number, number, boolean], b: [Tensor, number, number, boolean], acc: boolean) {
     const be = this.ctx.be;
-    const qa = be.quantize(a[0], a[1], a[2], plan.a, a[3], this.stream(g, 0), `${this.name}.${g}.${plan.a.role}`);
-    const qb = be.quantize(b[0], b[1], b[2], plan.b, b[3], this.stream(g, 1), `${this.name}.${g}.${plan.b.role}`);
+    const sa = this.stream(g, 0), sb = this.stream(g, 1);
+    const qa = be.quantize(a[0], a[1], a[2], plan.a, a[3], sa, `${this.name}.${g}.${plan.a.role}`);
+    const qb = be.quantize(b[0], b[1], b[2], plan.b, b[3], sb, `${this.name}.${g}.${plan.b.role}`);
+    const tel = this.ctx.telemetry;
+    if (tel && this.ctx.micro === 0 && this.ctx.training) {
+      tel.add(this.name, g, plan.a, be.quantStats(a[0], a[1], a[2], a[3], sa, qa));
+      tel.add(this.name, g, plan.b, be.quantStats(b[0], b[1], b[2], b[3], sb, qb));
+    }
     be.gemm(out, qa, qb, acc);
   }
 

@@ -54,6 +54,8 @@ export interface TrainConfig {
   log: "auto" | "plain" | "quiet";
   /** plain logs: a line every N steps */
   logEvery: number;
+  /** quantization telemetry (nn/telemetry.ts) every N steps into telemetry.jsonl; 0 = off */
+  telemetryEvery: number;
 }
 
 export function defaultConfig(): TrainConfig {
@@ -80,6 +82,7 @@ export function defaultConfig(): TrainConfig {
     overwrite: false,
     log: "auto",
     logEvery: 10,
+    telemetryEvery: 0,
   };
 }
 
@@ -190,6 +193,7 @@ export function buildConfig(overrides: string[], file?: string): TrainConfig {
   if (!posInt(c.evalBatches)) errs.push(`evalBatches must be a positive integer, got ${c.evalBatches}`);
   if (!Number.isInteger(c.checkpointEvery) || c.checkpointEvery < 0) errs.push(`checkpointEvery must be 0 (end only) or a positive integer, got ${c.checkpointEvery}`);
   if (!posInt(c.steps)) errs.push(`steps must be a positive integer, got ${c.steps}`);
+  if (!Number.isInteger(c.telemetryEvery) || c.telemetryEvery < 0) errs.push(`telemetryEvery must be 0 (off) or a positive integer, got ${c.telemetryEvery}`);
   if (!(c.schedule.lr > 0)) errs.push(`schedule.lr must be positive, got ${c.schedule.lr}`);
   if (!["wsd", "cosine", "constant"].includes(c.schedule.kind)) errs.push(`schedule.kind must be wsd, cosine or constant`);
   if (!(c.schedule.decayFraction >= 0 && c.schedule.decayFraction <= 1)) errs.push(`schedule.decayFraction must be in [0, 1]`);

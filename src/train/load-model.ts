@@ -1,7 +1,7 @@
 /**
  * Rebuild a trained model from a checkpoint for evaluation or generation: the checkpoint's model
  * config and tokenizer, its weights, and a recipe (the one it trained with unless overridden),
- * on a backend, for a chosen micro-batch shape.
+ * on a backend (the CPU unless asked), for a chosen micro-batch shape.
  */
 import { checkCheckpointMatches, loadCheckpoint } from "../checkpoint/checkpoint.ts";
 import type { Backend } from "../backends/backend.ts";
@@ -21,12 +21,12 @@ export interface LoadedModel {
   step: number;
 }
 
-export function loadModel(path: string, opts: { B: number; T?: number; recipe?: string; threads?: number }): LoadedModel {
+export function loadModel(path: string, opts: { B: number; T?: number; recipe?: string; threads?: number; device?: "cpu" | "cuda" | "auto" }): LoadedModel {
   const c = loadCheckpoint(path);
   const config = c.state.config as TrainConfig;
   const recipe: RecipeConfig = opts.recipe ? recipeByName(opts.recipe) : validateRecipe(c.state.recipe as RecipeConfig);
   const tokenizer = tokenizerFromJSON(c.state.tokenizer, `${path} (tokenizer)`);
-  const be = createBackend({ device: "cpu", threads: opts.threads ?? 0 });
+  const be = createBackend({ device: opts.device ?? "cpu", threads: opts.threads ?? 0 });
   try {
     const ctx = new RunContext(be, recipe, config.seed);
     ctx.training = false;

@@ -11,6 +11,7 @@ import { createBackend } from "../backends/create-backend.ts";
 import { FileFormatError, NonFiniteError } from "../errors.ts";
 import { RunContext } from "../nn/context.ts";
 import { GPT } from "../nn/gpt.ts";
+import { TelemetryLog } from "../nn/telemetry.ts";
 import { parameterCount } from "../nn/model-config.ts";
 import { Optimizer } from "../optim/optimizer.ts";
 import { learningRate } from "../optim/schedule.ts";
@@ -70,6 +71,7 @@ export function train(cfg: TrainConfig, hooks: TrainHooks = {}): TrainResult {
     run.begin(model, start, parameterCount(cfg.model), be.name, be.attentionPrecision(cfg.model.dModel / cfg.model.nHeads), data.tokenizer);
 
     const progress = new Progress(cfg.log, cfg.logEvery);
+    const telemetry = TelemetryLog.open(run.dir, cfg.telemetryEvery);
     const B = cfg.batchSize, T = cfg.model.seqLen, A = cfg.gradAccum, tokensPerStep = B * T * A * dp.size;
     const result: TrainResult = { runDir: run.dir, losses: [], evals: [], tokensPerS: 0 };
     let elapsed = 0, done = 0;
@@ -77,6 +79,7 @@ export function train(cfg: TrainConfig, hooks: TrainHooks = {}): TrainResult {
       if (hooks.stopAfter !== undefined && done === hooks.stopAfter) break;
       ctx.step = step;
       ctx.training = true;
+      telemetry?.begin(ctx, step);
       if (step > start && switchActive(cfg.recipe, { step, totalSteps: cfg.steps }) !== switchActive(cfg.recipe, { step: step - 1, totalSteps: cfg.steps })) {
         run.precisionChanged(step, model, progress);
       }
@@ -96,6 +99,7 @@ export function train(cfg: TrainConfig, hooks: TrainHooks = {}): TrainResult {
         if (e instanceof NonFiniteError) throw new DivergedError(`step ${step}: ${e.message}`, e.index);
         throw e;
       }
+      telemetry?.end(ctx);
       const { norm, nonFinite } = gn;
       if (!Number.isFinite(loss) || nonFinite) {
         throw new DivergedError(`step ${step}: ${nonFinite ? `the gradient of ${nonFinite} is not finite` : `the loss is ${loss}`}; stopping without writing a checkpoint`, -1);

@@ -7,6 +7,7 @@
 import type { Backend, Tensor, Tokens } from "../backend.ts";
 import type { OperandSpec } from "../../recipes/operand.ts";
 import { operandAlpha, quantizeOperand, type OperandStream, type QuantizedOperand } from "../../recipes/quantize-operand.ts";
+import { operandStats, type QuantStats } from "../../recipes/operand-stats.ts";
 import { adamwUpdate, sumOfSquares, type AdamWConfig } from "../../optim/adamw.ts";
 import { GemmPool } from "./gemm-pool.ts";
 import { attentionBackward, attentionForward } from "./ops/attention.ts";
@@ -85,6 +86,10 @@ export class CpuBackend implements Backend<CpuTensor, CpuTokens, CpuOperand> {
   quantize(x: CpuTensor, rows: number, cols: number, spec: OperandSpec, transpose: boolean, stream: OperandStream, name: string): CpuOperand {
     // (the GEMM pool copies non-shared operands into its shared scratch)
     return quantizeOperand(x.data, rows, cols, spec, transpose, stream, name);
+  }
+
+  quantStats(x: CpuTensor, rows: number, cols: number, transpose: boolean, stream: OperandStream, op: CpuOperand): QuantStats {
+    return operandStats(x.data, rows, cols, op.spec, transpose, stream);
   }
 
   gemm(c: CpuTensor, a: CpuOperand, b: CpuOperand, accumulate: boolean): void {

@@ -15,6 +15,7 @@ import type { Backend, Operand, Tensor, Tokens } from "../backend.ts";
 import type { AdamWConfig } from "../../optim/adamw.ts";
 import type { OperandSpec } from "../../recipes/operand.ts";
 import { mixIds, rhtSigns, type OperandStream } from "../../recipes/quantize-operand.ts";
+import { statsFromSums, type QuantStats } from "../../recipes/operand-stats.ts";
 
 import { checkMultiple, nonFiniteError } from "../../quant/tensor-checks.ts";
 import { ropeTable } from "../cpu/ops/rope.ts";
@@ -714,5 +715,64 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     for (const e of [...this.eventPool, ...this.marks.flatMap((m) => [m.start, m.end])]) this.drv.eventDestroy(e);
     this.mem.trim();
     this.lt.destroy();
+  }
+
+  // --- quantization telemetry (issue 5): recipes/operand-stats.ts's sums in one pass, one read back ---
+
+  /**
+   * Telemetry of `op` (see the contract). The operand keeps only its values, so the codes that
+   * tell a clipped value come from the same quantize kernel run again: same stream, same bytes.
+   */
+  quantStats(x: CudaTensor, rows: number, cols: number, transpose: boolean, stream: OperandStream, op: CudaOperand): QuantStats {
+    const spec = op.spec, R = op.rows, C = op.cols, n = R * C, T = transpose ? 1 : 0;
+    const tiled: Dim3 = [Math.ceil(C / 128), Math.min(Math.ceil(R / 32), 65535), 1];
+    const mask = [0, 0, 0, 0];
+    (spec.rht ? rhtSigns(spec.rht, stream) : []).forEach((s, i) => { if (s === -1) mask[i >>> 5] |= 1 << (i & 31); });
+    const rhtArgs = [i32(spec.rht?.size ?? 0), ...mask.map((m) => i32(m | 0))];
+    const seedArgs = [i32(spec.rounding === "sr" ? 1 : 0), u32(stream.seed >>> 0), u32(Math.floor(stream.seed / 2 ** 32) >>> 0), u32(mixIds(stream.gemmId, stream.slot + 1))];
+    const temp: bigint[] = [];
+    let codes = 0n, kind = 0;
+    if (spec.format === "nvfp4" || spec.format === "mxfp4") {
+      codes = this.scratch(n / 2);
+      const scales = this.scratch(n / 16);
+      temp.push(codes, scales);
+      if (spec.format === "nvfp4") {
+        this.launch("quantize.cu", "nvfp4_quantize_f32", tiled, B256, 0, [
+          ptr(x.ptr), i32(rows), i32(cols), i32(T), i32(spec.block === "16x16" ? 1 : 0), ...rhtArgs, ...seedArgs, ptr(op.amaxPtr!), ptr(codes), ptr(scales), ptr(0n), ptr(0n),
+        ]);
+      } else {
+        this.launch("quantize.cu", "mxfp4_quantize_f32", tiled, B256, 0, [
+          ptr(x.ptr), i32(rows), i32(cols), i32(T), i32(spec.mxScale === "rceil" ? 1 : 0), ...rhtArgs, ...seedArgs, ptr(codes), ptr(scales), ptr(0n), ptr(0n),
+        ]);
+      }
+      kind = 1;
+    } else if (spec.format === "fp8") {
+      const scaling = spec.block === "128x128" ? 2 : spec.block === "tensor" ? 0 : 1;
+      const nBlocks = scaling === 0 ? 1 : scaling === 1 ? R * Math.ceil(C / 128) : Math.ceil(R / 128) * Math.ceil(C / 128);
+      const bam = this.scratch(nBlocks * 4), sinv = this.scratch(nBlocks * 4);
+      codes = this.scratch(n);
+      temp.push(bam, sinv, codes);
+      this.drv.memsetD32(bam, 0, nBlocks);
+      this.launch("quantize.cu", "fp8_block_amax_f32", tiled, B256, 0, [ptr(x.ptr), i32(rows), i32(cols), i32(T), i32(scaling), ptr(bam), ptr(0n)]);
+      this.launch("quantize.cu", "fp8_quantize_f32", tiled, B256, 0, [
+        ptr(x.ptr), i32(rows), i32(cols), i32(T), i32(scaling), i32(spec.fp8 === "e5m2" ? 1 : 0), i32(scaling === 0 ? 0 : 1), ptr(bam), ptr(codes), ptr(sinv), ptr(0n),
+      ]);
+      kind = spec.fp8 === "e5m2" ? 3 : 2;
+    }
+    // 2 doubles, 3 u64 counters, the amax bits
+    const res = this.scratch(48);
+    temp.push(res);
+    this.drv.memsetD32(res, 0, 12);
+    this.launch("telemetry.cu", "quant_stats_f32", grid1(n, 256, 1024), B256, 0, [
+      ptr(x.ptr), i32(rows), i32(cols), i32(T), ...rhtArgs, ptr(op.ptr), i32(op.dtype === "f32" ? 1 : 0), ptr(op.amaxPtr ?? 0n),
+      ptr(codes), i32(kind), ptr(res), ptr(res + 16n), ptr(res + 40n),
+    ]);
+    const host = new ArrayBuffer(48);
+    this.drv.memcpyDtoH(new Uint8Array(host), res, 48);
+    this.release(...temp);
+    const [err2, ref2] = new Float64Array(host, 0, 2), counts = new BigUint64Array(host, 16, 3);
+    return statsFromSums({
+      err2, ref2, n, nonzero: Number(counts[0]), flushed: Number(counts[1]), saturated: Number(counts[2]), amax: new Float32Array(host, 40, 1)[0],
+    });
   }
 }
