@@ -73,17 +73,18 @@ export async function launchDataParallel(cfg: TrainConfig, opts: LaunchOptions =
   const run = RunDir.open(cfg);
   preparedDir(cfg, log);
 
+  let ncclId: string | undefined;
+  if (device === "cuda") {
+    process.env.NCCL_NVLS_ENABLE = "0";
+    ncclId = uniqueIdToHex(getNccl().getUniqueId());
+  }
   const job = mkdtempSync(join(existsSync("/dev/shm") ? "/dev/shm" : tmpdir(), "fp4lm-ranks-"));
   const rankCfg: TrainConfig = { ...cfg, device, threads: device === "cpu" && cfg.threads === 0 ? Math.max(1, Math.floor(availableParallelism() / N)) : cfg.threads };
   writeFileSync(join(job, "config.json"), JSON.stringify(rankCfg));
   const args = ["--job", job, "--size", String(N)];
   if (opts.stopAfter !== undefined) args.push("--stop-after", String(opts.stopAfter));
-  if (device === "cuda") {
-    process.env.NCCL_NVLS_ENABLE = "0";
-    args.push("--nccl-id", uniqueIdToHex(getNccl().getUniqueId()));
-  } else {
-    mkdirSync(join(job, "comm"));
-  }
+  if (ncclId) args.push("--nccl-id", ncclId);
+  else mkdirSync(join(job, "comm"));
 
   const entry = fileURLToPath(new URL("./rank-entry.mjs", import.meta.url));
   const ranks: Rank[] = [];
@@ -97,7 +98,11 @@ export async function launchDataParallel(cfg: TrainConfig, opts: LaunchOptions =
     grace.unref();
     if (why) log(why);
   };
-  const onSignal = (sig: NodeJS.Signals) => stop(`fp4lm train: ${sig}, stopping all ranks`);
+  let interrupted: NodeJS.Signals | undefined;
+  const onSignal = (sig: NodeJS.Signals) => {
+    interrupted ??= sig;
+    stop(`fp4lm train: ${sig}, stopping all ranks`);
+  };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   let failed: Rank | undefined;
@@ -145,6 +150,10 @@ export async function launchDataParallel(cfg: TrainConfig, opts: LaunchOptions =
     rmSync(job, { recursive: true, force: true });
   }
   const pids = ranks.map((r) => r.child.pid ?? -1);
+  const ckpt = () => existsSync(run.checkpointPath)
+    ? `the last checkpoint, ${run.checkpointPath}, is intact (written atomically); continue with --resume`
+    : "no checkpoint had been written";
+  if (interrupted && !failed) throw new Fp4lmError(`interrupted by ${interrupted}; stopped all ${N} ranks; ${ckpt()}`);
   if (failed) {
     // a rank that stopped because a peer failed is not the cause when the peer also failed
     const culprit = ranks.filter((r) => r.exit && (r.exit.code !== 0 || r.exit.signal) && !r.stoppedByUs)
@@ -154,10 +163,7 @@ export async function launchDataParallel(cfg: TrainConfig, opts: LaunchOptions =
     let from = lines.length - 1;
     for (let i = lines.length - 1; i >= 0; i--) if (lines[i].startsWith("fp4lm rank")) { from = i; break; }
     const why = lines.slice(Math.max(0, from)).join("\n");
-    const ckpt = existsSync(run.checkpointPath)
-      ? `the last checkpoint, ${run.checkpointPath}, is intact (written atomically); continue with --resume`
-      : "no checkpoint had been written";
-    throw new Fp4lmError(`rank ${culprit.rank} ${howItEnded(culprit)}${why ? ` (${why.replace(/^fp4lm( rank \d+)?: /, "")})` : ""}; stopped all ${N} ranks; ${ckpt}`);
+    throw new Fp4lmError(`rank ${culprit.rank} ${howItEnded(culprit)}${why ? ` (${why.replace(/^fp4lm( rank \d+)?: /, "")})` : ""}; stopped all ${N} ranks; ${ckpt()}`);
   }
   const m = readMetrics(join(run.dir, "metrics.jsonl"));
   const evals = m.filter((l) => l.type === "eval");
