@@ -25,6 +25,7 @@ import { parallelOverrides } from "../src/cli/train-command.ts";
 import { launchDataParallel } from "../src/parallel/launch.ts";
 import { buildConfig } from "../src/train/config.ts";
 import { readMetrics } from "../src/train/metrics.ts";
+import { readTelemetry } from "../src/nn/telemetry.ts";
 import { train } from "../src/train/train.ts";
 
 const BIN = fileURLToPath(new URL("../bin/fp4lm.mjs", import.meta.url));
@@ -54,12 +55,12 @@ test("--gpus N becomes N CUDA ranks; --ranks N keeps the device; conflicting fla
   assert.throws(() => buildConfig(["ranks=0"]), /ranks must be a positive integer/);
 });
 
-test("2 CPU ranks × A accumulation steps train like 1 rank × 2A (A = 1, 2); only rank 0 writes", async () => {
+test("2 CPU ranks × A accumulation steps train like 1 rank × 2A (A = 1, 2); only rank 0 writes, telemetry included", async () => {
   const dir = mkdtempSync(join(tmpdir(), "fp4lm-dp-"));
   try {
     for (const A of [1, 2]) {
-      const one = train(cfgOf(dir, [`name=one-${A}`, `gradAccum=${2 * A}`]));
-      const r = await launchDataParallel(cfgOf(dir, [`name=two-${A}`, "ranks=2", `gradAccum=${A}`]), quiet);
+      const one = train(cfgOf(dir, [`name=one-${A}`, `gradAccum=${2 * A}`, "telemetryEvery=4"]));
+      const r = await launchDataParallel(cfgOf(dir, [`name=two-${A}`, "ranks=2", `gradAccum=${A}`, "telemetryEvery=4"]), quiet);
       assert.equal(r.pids.length, 2);
       const two = stepLosses(dir, `two-${A}`);
       const same = assertClose(two, one.losses, `2 ranks × ${A} vs 1 rank × ${2 * A}`);
@@ -69,6 +70,11 @@ test("2 CPU ranks × A accumulation steps train like 1 rank × 2A (A = 1, 2); on
       assert.equal(readMetrics(join(dir, `two-${A}`, "metrics.jsonl")).filter((l) => l.type === "run").length, 1, "one writer");
       const ck = loadCheckpoint(join(dir, `two-${A}`, "checkpoint.safetensors"));
       assert.deepEqual(ck.state.loader, loadCheckpoint(join(dir, `one-${A}`, "checkpoint.safetensors")).state.loader, "the loader position does not depend on the rank count");
+      // telemetry measures the step's global micro-batch 0, which is rank 0's first: the same lines, written once
+      const tel = (name: string) => readTelemetry(join(dir, name, "telemetry.jsonl")).filter((l) => l.step === 0);
+      assert.ok(tel(`one-${A}`).length > 0);
+      assert.deepEqual(tel(`two-${A}`), tel(`one-${A}`));
+      assert.equal(readTelemetry(join(dir, `two-${A}`, "telemetry.jsonl")).length, readTelemetry(join(dir, `one-${A}`, "telemetry.jsonl")).length);
       console.log(`# 2 ranks × ${A} vs 1 × ${2 * A}: ${same}/${two.length} step losses bit-identical`);
     }
   } finally {

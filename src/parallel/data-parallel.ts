@@ -15,6 +15,8 @@
  * the 1-rank loop sums it. What differs from 1 rank: the 1-rank run adds micro-batch j's weight
  * gradient onto the running sum inside its GEMM (in double, rounded once), N ranks round each
  * rank's sum to FP32 and add those; so from the second step on losses agree to rounding, not bits.
+ * Quantization telemetry (nn/telemetry.ts) measures the step's micro-batch 0, rank 0's first: it
+ * is written once, with the 1-rank run's values.
  *
  * amax: every rank holds the full FP32 master weights, identical after the broadcast at start
  * and after every step (same reduced gradients, same update), so each weight's per-tensor amax
