@@ -1,7 +1,8 @@
 /**
  * `fp4lm train --gpus N` (or `--ranks N --device=cpu`): the launcher. It checks the run folder
  * and prepares the data once, makes the job's rendezvous (an NCCL unique id, made here and handed
- * to the ranks as hex; for CPU ranks a shared folder for the file communicator), starts one
+ * to the ranks as hex; for CPU ranks a shared folder for the file communicator, under /dev/shm
+ * unless FP4LM_COMM_DIR names another place, e.g. when /dev/shm is small), starts one
  * process per rank (rank-entry.mjs; CUDA device = rank, NCCL_NVLS_ENABLE=0), shows rank 0's
  * output and every rank's errors, and watches them: when one rank dies (killed, crashed, an NCCL
  * error) it stops the others at once (SIGTERM, SIGKILL after a grace period) and fails with a
@@ -78,7 +79,8 @@ export async function launchDataParallel(cfg: TrainConfig, opts: LaunchOptions =
     process.env.NCCL_NVLS_ENABLE = "0";
     ncclId = uniqueIdToHex(getNccl().getUniqueId());
   }
-  const job = mkdtempSync(join(existsSync("/dev/shm") ? "/dev/shm" : tmpdir(), "fp4lm-ranks-"));
+  // the ranks' config and, for CPU ranks, the exchange folder: in memory where possible
+  const job = mkdtempSync(join(process.env.FP4LM_COMM_DIR ?? (existsSync("/dev/shm") ? "/dev/shm" : tmpdir()), "fp4lm-ranks-"));
   const rankCfg: TrainConfig = { ...cfg, device, threads: device === "cpu" && cfg.threads === 0 ? Math.max(1, Math.floor(availableParallelism() / N)) : cfg.threads };
   writeFileSync(join(job, "config.json"), JSON.stringify(rankCfg));
   const args = ["--job", job, "--size", String(N)];
