@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gpuBackend, randn, relMaxErr } from "./gpu.ts";
+import { roundBf16InPlace } from "../../src/formats/bf16.ts";
 import { CpuBackend, type CpuTensor } from "../../src/backends/cpu/cpu-backend.ts";
 import { CudaBackend, type CudaTensor } from "../../src/backends/cuda/cuda-backend.ts";
 import type { OperandSpec } from "../../src/recipes/operand.ts";
@@ -35,6 +36,22 @@ test("ops: every backend op on the GPU within tolerance of the CPU oracle", (t) 
       g.gemm(gc, g.quantize(ga, N, C, spec, false, st, "a"), g.quantize(gb, 3 * C, C, spec, false, { ...st, slot: 1 }, "b"), true);
       check(`gemm ${spec.format}`, [cc, gc], 1e-5);
     }
+    // transposed operands (Dgrad's Wᵀ, Wgrad's dYᵀ and Xᵀ): a BF16/FP32 cast of xᵀ is stored as x's
+    // cast and read through a cuBLASLt transpose; both, one or neither operand transposed
+    for (const spec of [{ format: "bf16", rounding: "rtn" }, { format: "fp32", rounding: "rtn" }] as OperandSpec[]) {
+      const st = { seed: 5, gemmId: 7, slot: 0 as const };
+      for (const [ta, tb] of [[true, true], [false, true], [true, false]]) {
+        const [ca, ga] = pair(randn(N * C, 31), ta ? [C, N] : [N, C]); // A = (N, C) after the optional transpose
+        const [cb, gb] = pair(randn(2 * C * C, 32), tb ? [C, 2 * C] : [2 * C, C]); // B = (2C, C)
+        const [cc, gc] = pair(randn(N * 2 * C, 33), [N, 2 * C]);
+        const [ar, ac] = ta ? [C, N] : [N, C], [br, bc] = tb ? [C, 2 * C] : [2 * C, C];
+        const qa = g.quantize(ga, ar, ac, spec, ta, st, "a");
+        assert.deepEqual(g.operandValues(qa), c.quantize(ca, ar, ac, spec, ta, st, "a").values, `${spec.format} operand values, transpose ${ta}`);
+        c.gemm(cc, c.quantize(ca, ar, ac, spec, ta, st, "a"), c.quantize(cb, br, bc, spec, tb, { ...st, slot: 1 }, "b"), true);
+        g.gemm(gc, qa, g.quantize(gb, br, bc, spec, tb, { ...st, slot: 1 }, "b"), true);
+        check(`gemm ${spec.format} A${ta ? "ᵀ" : ""} B${tb ? "ᵀ" : ""}`, [cc, gc], 1e-5);
+      }
+    }
     // RMSNorm
     const x = pair(randn(N * C, 4), [N, C]), w = pair(randn(C, 5), [C]), out = zeros([N, C]), rstd = zeros([N]);
     c.rmsnormForward(out[0], rstd[0], x[0], w[0], N, C, 1e-5); g.rmsnormForward(out[1], rstd[1], x[1], w[1], N, C, 1e-5);
@@ -59,20 +76,23 @@ test("ops: every backend op on the GPU within tolerance of the CPU oracle", (t) 
     check("attention dq", dq, 1e-4); check("attention dk", dk, 1e-4); check("attention dv", dv, 1e-4);
     // head size 64: the GPU runs the flash kernels (logsumexp saved instead of probabilities):
     // FP32 on the CUDA cores (exact up to summation order) and BF16 on the tensor cores (the
-    // default; BF16 operands, so a BF16-level tolerance); partial tiles (T 80) and GQA 3:1 (T 200)
+    // default); partial tiles (T 80) and GQA 3:1 (T 200). The BF16 kernels round q, k, v and dout
+    // to BF16 as they load them, so their oracle runs on the same rounded inputs; what is left is
+    // the rounding of P and dS to BF16 before their products (2^-9 relative each): measured ≤ 3e-3 on the H200, tolerance 1e-2.
     const exact = new CudaBackend({ attention: "fp32" });
     try {
-      for (const [gb, tol] of [[exact, 1e-4], [g, 2e-2]] as [CudaBackend, number][]) {
+      for (const [gb, tol] of [[exact, 1e-4], [g, 1e-2]] as [CudaBackend, number][]) {
         for (const [T2, NH2, NKV2] of [[80, 4, 1], [200, 6, 2]]) {
           const H = 64, tag = `${gb.attentionPrecision(H).split(" (")[0]} attention T=${T2} heads ${NH2}/${NKV2}`;
           const errs: string[] = [];
           const ck = (what: string, ct: CpuTensor, gt: CudaTensor) => {
             const err = relMaxErr(gb.toArray(gt), c.toArray(ct));
             errs.push(`${what} ${err.toExponential(2)}`);
-            assert.ok(err <= tol, `${tag} ${what}: max rel error ${err} > ${tol}`);
+            assert.ok(err <= tol, `${tag} ${what}: max rel error ${err} > ${tol} (so far: ${errs.join(", ")})`);
           };
           assert.deepEqual(gb.attentionSavedShape(B, T2, NH2, H), [B, NH2, T2]);
-          const cp = (data: Float32Array, shape: number[]) => [c.fromArray(data, shape), gb.fromArray(data, shape)] as [CpuTensor, CudaTensor];
+          const bf16In = gb !== exact;
+          const cp = (data: Float32Array, shape: number[]) => [c.fromArray(bf16In ? roundBf16InPlace(Float32Array.from(data)) : data, shape), gb.fromArray(data, shape)] as [CpuTensor, CudaTensor];
           const cz = (shape: number[]) => [c.alloc(shape), gb.alloc(shape)] as [CpuTensor, CudaTensor];
           const fq = cp(randn(B * T2 * NH2 * H, 21), [B, T2, NH2, H]), fk = cp(randn(B * T2 * NKV2 * H, 22), [B, T2, NKV2, H]), fv = cp(randn(B * T2 * NKV2 * H, 23), [B, T2, NKV2, H]);
           const fo = cz([B, T2, NH2, H]), fs = [c.alloc(c.attentionSavedShape(B, T2, NH2)), gb.alloc(gb.attentionSavedShape(B, T2, NH2, H))] as [CpuTensor, CudaTensor];

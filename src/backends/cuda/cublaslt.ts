@@ -433,6 +433,10 @@ export interface RowMajorTNArgs {
   workspace: bigint;
   workspaceBytes: number;
   stream: Stream;
+  /** A is given as Aᵀ: a (K,M) row-major array (BF16/FP32 only; FP8 on Hopper needs TN) */
+  aTransposed?: boolean;
+  /** B is given as Bᵀ: a (K,N) row-major array (BF16/FP32 only) */
+  bTransposed?: boolean;
   /** FP8: device pointer to A's FP32 dequantisation scale (per tensor), or its block-scale array */
   aScale?: bigint;
   /** FP8: the same for B */
@@ -457,19 +461,21 @@ export function gemmRowMajorTN(handle: CublasLt, a: RowMajorTNArgs): void {
   } else if (a.blockScaling || a.aScale !== undefined || a.bScale !== undefined) {
     throw new RangeError(`gemmRowMajorTN: scales are for FP8 inputs, not ${typeName(a.typeA)}`);
   }
+  if (fp8 && (a.aTransposed || a.bTransposed)) throw new RangeError("gemmRowMajorTN: FP8 operands must be K-contiguous (Hopper runs FP8 as TN only)");
   const c = rowMajorTN(a.M, a.N, a.K);
+  // a (K,N) row-major B is column-major N×K (no transpose, ld N); a (K,M) A is M×K (transpose, ld M)
   handle.matmul({
     m: c.m,
     n: c.n,
     k: c.k,
-    transA: c.transA,
-    transB: c.transB,
+    transA: a.bTransposed ? false : c.transA,
+    transB: a.aTransposed ? true : c.transB,
     A: a.B,
     B: a.A,
     C: a.C ?? a.D,
     D: a.D,
-    lda: c.lda,
-    ldb: c.ldb,
+    lda: a.bTransposed ? a.N : c.lda,
+    ldb: a.aTransposed ? a.M : c.ldb,
     ldc: c.ldc,
     ldd: c.ldd,
     typeA: typeB,

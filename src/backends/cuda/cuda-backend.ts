@@ -39,10 +39,15 @@ export class CudaTokens implements Tokens {
   }
 }
 
-/** A quantize-dequantized operand on the device: (rows, cols) K-contiguous, BF16 or FP32. */
+/**
+ * A quantize-dequantized operand on the device: (rows, cols), BF16 or FP32, K-contiguous, or, with
+ * `transposed`, stored as its transpose ((cols, rows) row-major: a BF16/FP32 cast of xᵀ is x's cast,
+ * and cuBLASLt reads it with a transpose op instead of a transposed copy being written).
+ */
 export interface CudaOperand extends Operand {
   ptr: bigint;
   dtype: "bf16" | "f32";
+  transposed?: boolean;
   /** NVFP4 tensor amax (folded into the GEMM alpha); read back only by quantizeBytes */
   amax?: number;
   /** NVFP4: device pointer to the amax bits, for the alpha applied on the device */
@@ -292,9 +297,14 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
 
   /** Cast x (or xᵀ, through coalesced 32x32 tiles) into an operand buffer. */
   private castOperand(kernel: "cast_f32_f32" | "cast_bf16_f32", x: CudaTensor, rows: number, cols: number, transpose: boolean, out: bigint, slot: bigint): void {
+    const n = rows * cols;
     if (transpose && Math.ceil(rows / 32) <= 65535) this.launch("cast.cu", `${kernel}_t`, [Math.ceil(cols / 32), Math.ceil(rows / 32), 1], [32, 8, 1], 0, [ptr(x.ptr), i32(rows), i32(cols), ptr(out), ptr(slot)]);
-    else this.launch("cast.cu", kernel, grid1(rows * cols), B256, 0, [ptr(x.ptr), i32(rows), i32(cols), i32(transpose ? 1 : 0), ptr(out), ptr(slot)]);
+    else if (!transpose && kernel === "cast_bf16_f32" && n % 4 === 0) this.launch("cast.cu", "cast_bf16_f32_v4", grid1(n / 4, 256, 8192), B256, 0, [ptr(x.ptr), i64(n / 4), ptr(out), ptr(slot)]);
+    else this.launch("cast.cu", kernel, grid1(n), B256, 0, [ptr(x.ptr), i32(rows), i32(cols), i32(transpose ? 1 : 0), ptr(out), ptr(slot)]);
   }
+
+  /** FP4LM_CUDA_TRANSPOSED_COPIES=1: write transposed BF16/FP32 operand copies (the old path; for comparisons) */
+  private readonly transposedCopies = process.env.FP4LM_CUDA_TRANSPOSED_COPIES === "1";
 
   /**
    * Quantize x (rows, cols), or xᵀ, per spec, keeping every byte the kernels wrote (for parity
@@ -324,16 +334,19 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     switch (spec.format) {
       case "fp32": {
         const o = this.scratch(n * 4);
-        this.castOperand("cast_f32_f32", x, rows, cols, transpose, o, slot);
+        const lazy = transpose && !this.transposedCopies;
+        this.castOperand("cast_f32_f32", x, rows, cols, transpose && !lazy, o, slot);
         checked();
-        out.operand = { rows: R, cols: C, spec, ptr: o, dtype: "f32" };
+        out.operand = { rows: R, cols: C, spec, ptr: o, dtype: "f32", transposed: lazy };
         return out;
       }
       case "bf16": {
         const o = this.scratch(n * 2);
-        this.castOperand("cast_bf16_f32", x, rows, cols, transpose, o, slot);
+        const lazy = transpose && !this.transposedCopies;
+        this.castOperand("cast_bf16_f32", x, rows, cols, transpose && !lazy, o, slot);
         checked();
         out.operand.ptr = o;
+        out.operand.transposed = lazy;
         return out;
       }
       case "nvfp4": {
@@ -417,14 +430,19 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
   /** An operand's values as fp32 on the host (tests). */
   operandValues(op: CudaOperand): Float32Array {
     const n = op.rows * op.cols;
+    let stored: Float32Array;
     if (op.dtype === "f32") {
-      const out = new Float32Array(n);
-      this.drv.memcpyDtoH(out, op.ptr, n * 4);
-      return out;
+      stored = new Float32Array(n);
+      this.drv.memcpyDtoH(stored, op.ptr, n * 4);
+    } else {
+      const bits = new Uint16Array(n);
+      this.drv.memcpyDtoH(bits, op.ptr, n * 2);
+      stored = fromBf16Bits(bits);
     }
-    const bits = new Uint16Array(n);
-    this.drv.memcpyDtoH(bits, op.ptr, n * 2);
-    return fromBf16Bits(bits);
+    if (!op.transposed) return stored;
+    const out = new Float32Array(n); // stored (cols, rows) → (rows, cols)
+    for (let r = 0; r < op.rows; r++) for (let c = 0; c < op.cols; c++) out[r * op.cols + c] = stored[c * op.rows + r];
+    return out;
   }
 
   /** Free an operand that will not reach a GEMM. */
@@ -445,6 +463,7 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     const run = (D: bigint, beta: number) => this.timed(`gemm ${a.dtype} ${a.rows}x${b.rows}x${a.cols}`, () => gemmRowMajorTN(this.lt, {
       M: a.rows, N: b.rows, K: a.cols, A: a.ptr, B: b.ptr, D, typeA: a.dtype === "bf16" ? CUDA_R_16BF : CUDA_R_32F, typeD: CUDA_R_32F,
       alpha: 1, beta, workspace: this.workspace, workspaceBytes: this.workspaceBytes, stream: null,
+      aTransposed: a.transposed ?? false, bTransposed: b.transposed ?? false,
     }));
     if (a.amaxPtr === undefined || b.amaxPtr === undefined) {
       run(c.ptr, accumulate ? 1 : 0);
@@ -544,9 +563,13 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
   attentionBackward(dq: CudaTensor, dk: CudaTensor, dv: CudaTensor, dout: CudaTensor, q: CudaTensor, k: CudaTensor, v: CudaTensor, out: CudaTensor, probs: CudaTensor, B: number, T: number, NH: number, NKV: number, HS: number): void {
     if (this.flash(HS)) {
       const D = this.scratch(B * NH * T * 4);
-      this.launch("attention-flash.cu", "attention_flash_backward_prep", [Math.ceil((B * T * NH) / 8), 1, 1], B256, 0, [
-        ptr(D), ptr(dout.ptr), ptr(out.ptr), i32(B), i32(T), i32(NH), i32(HS),
-      ]);
+      if (this.mma(HS)) {
+        this.launch("attention-mma.cu", "attention_mma_backward_prep", [Math.ceil((B * T * NH) / 8), 1, 1], B256, 0, [ptr(D), ptr(dout.ptr), ptr(out.ptr), i32(B), i32(T), i32(NH)]);
+      } else {
+        this.launch("attention-flash.cu", "attention_flash_backward_prep", [Math.ceil((B * T * NH) / 8), 1, 1], B256, 0, [
+          ptr(D), ptr(dout.ptr), ptr(out.ptr), i32(B), i32(T), i32(NH), i32(HS),
+        ]);
+      }
       const args = [ptr(dout.ptr), ptr(q.ptr), ptr(k.ptr), ptr(v.ptr), ptr(probs.ptr), ptr(D), i32(B), i32(T), i32(NH), i32(NKV)];
       if (this.mma(HS)) {
         this.launch("attention-mma.cu", `attention_mma_backward_dq_hs${HS}`, [Math.ceil(T / 64), NH, B], [128, 1, 1], 0, [ptr(dq.ptr), ...args]);
@@ -759,12 +782,19 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
       ]);
       kind = spec.fp8 === "e5m2" ? 3 : 2;
     }
+    // a lazily transposed BF16/FP32 operand is x's cast: measure its K-contiguous copy
+    let opPtr = op.ptr;
+    if (op.transposed) {
+      opPtr = this.scratch(n * (op.dtype === "f32" ? 4 : 2));
+      temp.push(opPtr);
+      this.castOperand(op.dtype === "f32" ? "cast_f32_f32" : "cast_bf16_f32", x, rows, cols, true, opPtr, 0n);
+    }
     // 2 doubles, 3 u64 counters, the amax bits
     const res = this.scratch(48);
     temp.push(res);
     this.drv.memsetD32(res, 0, 12);
     this.launch("telemetry.cu", "quant_stats_f32", grid1(n, 256, 1024), B256, 0, [
-      ptr(x.ptr), i32(rows), i32(cols), i32(T), ...rhtArgs, ptr(op.ptr), i32(op.dtype === "f32" ? 1 : 0), ptr(op.amaxPtr ?? 0n),
+      ptr(x.ptr), i32(rows), i32(cols), i32(T), ...rhtArgs, ptr(opPtr), i32(op.dtype === "f32" ? 1 : 0), ptr(op.amaxPtr ?? 0n),
       ptr(codes), i32(kind), ptr(res), ptr(res + 16n), ptr(res + 40n),
     ]);
     const host = new ArrayBuffer(48);

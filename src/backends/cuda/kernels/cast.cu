@@ -73,3 +73,20 @@ struct Same { __device__ float operator()(float v) const { return v; } };
 
 extern "C" __global__ void cast_bf16_f32_t(const float* x, int rows, int cols, unsigned short* out, unsigned long long* bad) { transpose_tile(x, rows, cols, out, ToBf16(), bad); }
 extern "C" __global__ void cast_f32_f32_t(const float* x, int rows, int cols, float* out, unsigned long long* bad) { transpose_tile(x, rows, cols, out, Same(), bad); }
+
+/**
+ * cast_bf16_f32_v4(const float4* x, long long n4, uint2* out, unsigned long long* bad)
+ *   The untransposed BF16 cast, four elements per thread (16-byte loads, 8-byte stores): out[e] =
+ *   bf16(x[e]) for e < 4·n4, same rounding and non-finite check as cast_bf16_f32. Needs rows·cols
+ *   % 4 == 0 and 16-byte aligned pointers (cudaMalloc'd buffers are). Grid-stride, block 256.
+ */
+extern "C" __global__ void cast_bf16_f32_v4(const float4* x, long long n4, uint2* out, unsigned long long* bad) {
+  for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < n4; e += (long long)gridDim.x * blockDim.x) {
+    const float4 v = x[e];
+    note_nonfinite(bad, 4 * e, v.x);
+    note_nonfinite(bad, 4 * e + 1, v.y);
+    note_nonfinite(bad, 4 * e + 2, v.z);
+    note_nonfinite(bad, 4 * e + 3, v.w);
+    out[e] = make_uint2(f32_to_bf16_bits(v.x) | ((unsigned)f32_to_bf16_bits(v.y) << 16), f32_to_bf16_bits(v.z) | ((unsigned)f32_to_bf16_bits(v.w) << 16));
+  }
+}
