@@ -27,34 +27,37 @@ function tokens(n: number, V: number, seed: number): Int32Array {
   return Int32Array.from({ length: n }, () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) >>> 8) % V);
 }
 
-test("the whole model's backward pass matches finite differences (fp32 recipe, directional derivative)", () => {
+test("the whole model's backward pass matches finite differences, both MLP kinds (fp32 recipe, directional derivative)", () => {
   const be = new CpuBackend({ threads: 1 });
   try {
-    const ctx = new RunContext(be, recipeByName("fp32"), 7);
-    const B = 2, T = MODEL.seqLen;
-    const model = new GPT(ctx, MODEL, B, T);
-    const x = be.tokens(tokens(B * T, MODEL.vocabSize, 1), [B, T]), y = be.tokens(tokens(B * T, MODEL.vocabSize, 2), [B, T]);
-    model.step(x, y, true);
-    // a random direction over every parameter, and ∇L·d from the analytic gradients
-    let dot = 0;
-    const dirs = model.params.map((p, i) => {
-      const d = Float32Array.from(tokens(p.data.size, 2001, 100 + i), (v) => (v - 1000) / 1000);
-      const g = (p.grad as CpuTensor).data;
-      for (let j = 0; j < d.length; j++) dot += g[j] * d[j];
-      return d;
-    });
-    const base = model.params.map((p) => Float32Array.from((p.data as CpuTensor).data));
-    const lossAt = (h: number) => {
-      model.params.forEach((p, i) => {
-        const w = (p.data as CpuTensor).data;
-        for (let j = 0; j < w.length; j++) w[j] = base[i][j] + h * dirs[i][j];
+    for (const cfg of [MODEL, { ...MODEL, dFF: 48, mlp: "swiglu" as const }]) {
+      const ctx = new RunContext(be, recipeByName("fp32"), 7);
+      const B = 2, T = cfg.seqLen;
+      const model = new GPT(ctx, cfg, B, T);
+      const x = be.tokens(tokens(B * T, cfg.vocabSize, 1), [B, T]), y = be.tokens(tokens(B * T, cfg.vocabSize, 2), [B, T]);
+      model.step(x, y, true);
+      // a random direction over every parameter, and ∇L·d from the analytic gradients
+      let dot = 0;
+      const dirs = model.params.map((p, i) => {
+        const d = Float32Array.from(tokens(p.data.size, 2001, 100 + i), (v) => (v - 1000) / 1000);
+        const g = (p.grad as CpuTensor).data;
+        for (let j = 0; j < d.length; j++) dot += g[j] * d[j];
+        return d;
       });
-      return model.step(x, y, false);
-    };
-    const h = 1e-3;
-    const numeric = (lossAt(h) - lossAt(-h)) / (2 * h);
-    assert.ok(Math.abs(dot) > 0.05, `directional derivative too small to test: ${dot}`);
-    assert.ok(Math.abs(numeric - dot) / Math.abs(dot) < 2e-3, `analytic ${dot} vs numeric ${numeric}`);
+      const base = model.params.map((p) => Float32Array.from((p.data as CpuTensor).data));
+      const lossAt = (h: number) => {
+        model.params.forEach((p, i) => {
+          const w = (p.data as CpuTensor).data;
+          for (let j = 0; j < w.length; j++) w[j] = base[i][j] + h * dirs[i][j];
+        });
+        return model.step(x, y, false);
+      };
+      const h = 1e-3;
+      const numeric = (lossAt(h) - lossAt(-h)) / (2 * h);
+      const kind = cfg.mlp ?? "sqrelu";
+      assert.ok(Math.abs(dot) > 0.05, `${kind}: directional derivative too small to test: ${dot}`);
+      assert.ok(Math.abs(numeric - dot) / Math.abs(dot) < 2e-3, `${kind}: analytic ${dot} vs numeric ${numeric}`);
+    }
   } finally {
     be.close();
   }
