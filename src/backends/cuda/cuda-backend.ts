@@ -563,13 +563,10 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
   attentionBackward(dq: CudaTensor, dk: CudaTensor, dv: CudaTensor, dout: CudaTensor, q: CudaTensor, k: CudaTensor, v: CudaTensor, out: CudaTensor, probs: CudaTensor, B: number, T: number, NH: number, NKV: number, HS: number): void {
     if (this.flash(HS)) {
       const D = this.scratch(B * NH * T * 4);
-      if (this.mma(HS)) {
-        this.launch("attention-mma.cu", "attention_mma_backward_prep", [Math.ceil((B * T * NH) / 8), 1, 1], B256, 0, [ptr(D), ptr(dout.ptr), ptr(out.ptr), i32(B), i32(T), i32(NH)]);
-      } else {
-        this.launch("attention-flash.cu", "attention_flash_backward_prep", [Math.ceil((B * T * NH) / 8), 1, 1], B256, 0, [
-          ptr(D), ptr(dout.ptr), ptr(out.ptr), i32(B), i32(T), i32(NH), i32(HS),
-        ]);
-      }
+      // the BF16 kernels round dout for dP: D must see the same dout
+      this.launch("attention-flash.cu", "attention_flash_backward_prep", [Math.ceil((B * T * NH) / 8), 1, 1], B256, 0, [
+        ptr(D), ptr(dout.ptr), ptr(out.ptr), i32(B), i32(T), i32(NH), i32(HS), i32(this.mma(HS) ? 1 : 0),
+      ]);
       const args = [ptr(dout.ptr), ptr(q.ptr), ptr(k.ptr), ptr(v.ptr), ptr(probs.ptr), ptr(D), i32(B), i32(T), i32(NH), i32(NKV)];
       if (this.mma(HS)) {
         this.launch("attention-mma.cu", `attention_mma_backward_dq_hs${HS}`, [Math.ceil(T / 64), NH, B], [128, 1, 1], 0, [ptr(dq.ptr), ...args]);

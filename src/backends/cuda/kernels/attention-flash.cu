@@ -12,7 +12,7 @@
  *
  * Sequence (scratch the host allocates: lse (B,NH,T) fp32 saved by the forward; D (B,NH,T) fp32):
  *   forward:  attention_flash_forward_hs{64,128}(out, lse, q, k, v, B, T, NH, NKV)
- *   backward: attention_flash_backward_prep(D, dout, out, B, T, NH, HS)      D = rowsum(dout∘out)
+ *   backward: attention_flash_backward_prep(D, dout, out, B, T, NH, HS, 0)   D = rowsum(dout∘out)
  *             attention_flash_backward_dq_hs{64,128}(dq, dout, q, k, v, lse, D, B, T, NH, NKV)
  *             attention_flash_backward_dkv_hs{64,128}(dk, dv, dout, q, k, v, lse, D, B, T, NH, NKV)
  * The backward needs the forward's out (for D), which backend.ts's attentionBackward does not
@@ -233,18 +233,21 @@ extern "C" __global__ void __launch_bounds__(FA_NT) attention_flash_forward_hs12
 }
 
 /**
- * attention_flash_backward_prep(float* D, const float* dout, const float* out, int B, int T, int NH, int HS)
+ * attention_flash_backward_prep(float* D, const float* dout, const float* out, int B, int T, int NH, int HS, int round_dout)
  *   D (B,NH,T): D[b,h,t] = Σ_d dout[b,t,h,d]·out[b,t,h,d] (= Σ_j P_ij·dP_ij), one warp per row.
+ *   round_dout = 1 (the BF16 kernels of attention-mma.cu): dout rounded to BF16 first, as those
+ *   kernels round it for dP = dout·Vᵀ, so that dP − D cancels consistently (with FP32 dout here and
+ *   BF16 in dP, dS = P∘(dP − D) would carry dout's rounding error, amplified: 3.4e-2 vs 1.3e-3 in dq).
  *   grid: ceil(B·T·NH / 8); block: 256; shared: none. Any HS.
  */
-extern "C" __global__ void attention_flash_backward_prep(float* D, const float* dout, const float* out, int B, int Tlen, int NH, int HS) {
+extern "C" __global__ void attention_flash_backward_prep(float* D, const float* dout, const float* out, int B, int Tlen, int NH, int HS, int round_dout) {
   const long long row = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);  // (b·T + t)·NH + h
   const int lane = threadIdx.x & 31;
   if (row >= (long long)B * Tlen * NH) return;
   const float* a = dout + row * HS;
   const float* o = out + row * HS;
   float s = 0.0f;
-  for (int d = lane; d < HS; d += 32) s += act_load(a + d) * act_load(o + d);
+  for (int d = lane; d < HS; d += 32) s += (round_dout ? round_bf16(act_load(a + d)) : act_load(a + d)) * act_load(o + d);
   s = warp_sum(s);
   if (lane == 0) {
     const int h = (int)(row % NH);

@@ -23,7 +23,8 @@
  *
  * Sequence (host): lse (B,NH,T) fp32, natural log of the scaled scores' row sums, as attention-flash.cu;
  *   forward:  attention_mma_forward_hs64(out, lse, q, k, v, B, T, NH, NKV)
- *   backward: attention_mma_backward_prep(D, dout, out, B, T, NH)   D = rowsum(BF16(dout)∘out), then
+ *   backward: attention_flash_backward_prep(D, dout, out, B, T, NH, 64, 1) (attention-flash.cu):
+ *             D = rowsum(BF16(dout)∘out), dout rounded as here, then
  *             attention_mma_backward_dq_hs64(dq, dout, q, k, v, lse, D, B, T, NH, NKV)
  *             attention_mma_backward_dkv_hs64(dk, dv, dout, q, k, v, lse, D, B, T, NH, NKV)
  * Deterministic: no atomics; dk, dv sum the group's heads and the query tiles in ascending order.
@@ -227,30 +228,6 @@ __device__ __forceinline__ void mma_forward_impl(float* out, float* lse, const f
  */
 extern "C" __global__ void __launch_bounds__(AM_NT) attention_mma_forward_hs64(float* out, float* lse, const float* q, const float* k, const float* v, int B, int Tlen, int NH, int NKV) {
   mma_forward_impl<64>(out, lse, q, k, v, Tlen, NH, NKV);
-}
-
-/**
- * attention_mma_backward_prep(float* D, const float* dout, const float* out, int B, int T, int NH)
- *   D (B,NH,T) = Σ_d BF16(dout)·out over the 64 values of a row, one warp per row: dout rounded as
- *   the dq/dkv kernels round it for dP = dout·Vᵀ, so that dP − D cancels consistently (with the
- *   FP32 dout here and BF16 in dP, dS = P∘(dP − D) would carry dout's rounding error, amplified).
- *   grid: ceil(B·T·NH / 8); block: 256.
- */
-extern "C" __global__ void attention_mma_backward_prep(float* D, const float* dout, const float* out, int B, int Tlen, int NH) {
-  const long long row = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);  // (b·T + t)·NH + h
-  const int lane = threadIdx.x & 31;
-  if (row >= (long long)B * Tlen * NH) return;
-  const float* a = dout + row * 64;
-  const float* o = out + row * 64;
-  float s = __bfloat162float(__float2bfloat16_rn(a[lane])) * o[lane] + __bfloat162float(__float2bfloat16_rn(a[lane + 32])) * o[lane + 32];
-  s = warp_sum(s);
-  if (lane == 0) {
-    const int h = (int)(row % NH);
-    const long long bt = row / NH;
-    const int t = (int)(bt % Tlen);
-    const long long b = bt / Tlen;
-    D[(b * NH + h) * Tlen + t] = s;
-  }
 }
 
 template <int HS>

@@ -30,6 +30,13 @@ __device__ __forceinline__ float act_load(const float* p) { return *p; }
 template <typename T> __device__ __forceinline__ void act_store(T* p, float v);
 template <> __device__ __forceinline__ void act_store<float>(float* p, float v) { *p = v; }
 
+/** x rounded to the nearest BF16 (ties to even), as an fp32 value; NaN stays NaN. */
+__device__ __forceinline__ float round_bf16(float x) {
+  const unsigned b = __float_as_uint(x);
+  if ((b & 0x7fffffffu) > 0x7f800000u) return x;
+  return __uint_as_float((b + 0x7fffu + ((b >> 16) & 1u)) & 0xffff0000u);
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(FP4LM_FULL_MASK, v, o);
   return v;
