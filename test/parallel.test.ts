@@ -14,11 +14,9 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { loadCheckpoint } from "../src/checkpoint/checkpoint.ts";
 import { Fp4lmError } from "../src/errors.ts";
 import { parallelOverrides } from "../src/cli/train-command.ts";
@@ -27,8 +25,8 @@ import { buildConfig } from "../src/train/config.ts";
 import { readMetrics } from "../src/train/metrics.ts";
 import { readTelemetry } from "../src/nn/telemetry.ts";
 import { train } from "../src/train/train.ts";
+import { killRankMidRun } from "./kill-rank.ts";
 
-const BIN = fileURLToPath(new URL("../bin/fp4lm.mjs", import.meta.url));
 
 const TINY = [
   "log=quiet", "data.tokenizer=byte", "model.dModel=32", "model.nLayers=2", "model.nHeads=2", "model.nKvHeads=1", "model.dFF=64",
@@ -106,27 +104,10 @@ test("resume across rank counts: 1 rank → 2 ranks and 2 ranks → 1 rank conti
 test("a rank killed mid-run: the launcher stops the others within seconds, names the rank, and the last checkpoint loads", async () => {
   const dir = mkdtempSync(join(tmpdir(), "fp4lm-dp-kill-"));
   try {
-    const args = [BIN, "train", "--ranks=2", `--outDir=${dir}`, "--name=k", ...TINY.map((s) => `--${s}`), "--log=plain", "--steps=100000", "--checkpointEvery=2", "--evalEvery=100000"];
-    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "", err = "";
-    child.stdout.on("data", (d: Buffer) => (out += d));
-    child.stderr.on("data", (d: Buffer) => (err += d));
-    const exited = new Promise<number>((res) => child.on("exit", (code) => res(code ?? -1)));
-    const ckpt = join(dir, "k", "checkpoint.safetensors");
-    const t0 = performance.now();
-    let pids: number[] = [];
-    while (performance.now() - t0 < 60_000) {
-      const m = /\(pids (\d+), (\d+)\)/.exec(out);
-      if (m) pids = [Number(m[1]), Number(m[2])];
-      if (pids.length && existsSync(ckpt) && stepLosses(dir, "k").length >= 5) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    const { pids, code, took, out, err, ckpt } = await killRankMidRun(dir, "k",
+      ["--ranks=2", ...TINY.map((s) => `--${s}`), "--log=plain", "--steps=100000", "--checkpointEvery=2", "--evalEvery=100000"], 5, 60_000);
     assert.equal(pids.length, 2, `the launcher prints the ranks' pids: ${out}${err}`);
     assert.ok(existsSync(ckpt), `a checkpoint within 60 s: ${err}`);
-    process.kill(pids[1], "SIGKILL");
-    const killedAt = performance.now();
-    const code = await exited;
-    const took = performance.now() - killedAt;
     assert.equal(code, 2, err);
     assert.ok(took < 5000, `the launcher took ${took.toFixed(0)} ms to stop`);
     assert.match(err, new RegExp(`fp4lm: rank 1 \\(pid ${pids[1]}\\) was killed by SIGKILL; stopped all 2 ranks; the last checkpoint, .*checkpoint\\.safetensors, is intact`));

@@ -6,12 +6,11 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { gpuBackend, randn } from "./gpu.ts";
+import { killRankMidRun } from "../kill-rank.ts";
 import { getDriver } from "../../src/backends/cuda/driver.ts";
 import {
   getNccl, ncclFloat32, ncclMax, ncclSum, uniqueIdFromHex, uniqueIdToHex,
@@ -133,27 +132,10 @@ test("2 GPUs: a GPU rank killed mid-run stops the job within seconds, naming it;
   if (gpuCount() < 2) return t.skip(`needs 2 GPUs, this machine has ${gpuCount()}`);
   const dir = mkdtempSync(join(tmpdir(), "fp4lm-gpu-kill-"));
   try {
-    const bin = fileURLToPath(new URL("../../bin/fp4lm.mjs", import.meta.url));
-    const child = spawn(process.execPath, [bin, "train", "--gpus=2", `--outDir=${dir}`, "--name=k", ...BASE.filter((s) => !s.startsWith("steps=") && !s.startsWith("log=")).map((s) => `--${s}`),
-      "--log=plain", "--steps=100000", "--checkpointEvery=5", "--evalEvery=100000"], { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "", err = "";
-    child.stdout.on("data", (d: Buffer) => (out += d));
-    child.stderr.on("data", (d: Buffer) => (err += d));
-    const exited = new Promise<number>((res) => child.on("exit", (code) => res(code ?? -1)));
-    const ckpt = join(dir, "k", "checkpoint.safetensors");
-    const t0 = performance.now();
-    let pids: number[] = [];
-    while (performance.now() - t0 < 180_000) {
-      const m = /\(pids (\d+), (\d+)\)/.exec(out);
-      if (m) pids = [Number(m[1]), Number(m[2])];
-      if (pids.length && existsSync(ckpt) && stepLosses(dir, "k").length >= 8) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    const { pids, code, took, out, err, ckpt } = await killRankMidRun(dir, "k",
+      ["--gpus=2", ...BASE.filter((s) => !s.startsWith("steps=") && !s.startsWith("log=")).map((s) => `--${s}`), "--log=plain", "--steps=100000", "--checkpointEvery=5", "--evalEvery=100000"],
+      8, 180_000);
     assert.ok(pids.length === 2 && existsSync(ckpt), `started and checkpointed: ${out.slice(-2000)}${err.slice(-2000)}`);
-    process.kill(pids[1], "SIGKILL");
-    const killedAt = performance.now();
-    const code = await exited;
-    const took = performance.now() - killedAt;
     assert.equal(code, 2, err);
     assert.ok(took < 10_000, `the launcher took ${took.toFixed(0)} ms`);
     assert.match(err, /fp4lm: rank 1 \(pid \d+\) was killed by SIGKILL; stopped all 2 ranks; the last checkpoint, .* is intact/);
