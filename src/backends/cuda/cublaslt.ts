@@ -18,11 +18,10 @@
  *
  * Enum values from CUDA 13.0's library_types.h, cublas_api.h and cublasLt.h (lines cited).
  */
-import koffi from "koffi";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Stream } from "./driver.ts";
-import { CudaError, cudaIncludeDir, loadCudaLibrary } from "./libraries.ts";
+import { binder, CudaError, cudaIncludeDir, loadCudaLibrary, type LibraryHandle } from "./libraries.ts";
 
 // cudaDataType_t, library_types.h:57-93
 export const CUDA_R_32F = 0; // library_types.h:63
@@ -77,8 +76,8 @@ const isFp8 = (t: number) => t === CUDA_R_8F_E4M3 || t === CUDA_R_8F_E5M2;
 
 type Fn = (...args: unknown[]) => number;
 
-function bind(lib: ReturnType<typeof koffi.load>) {
-  const f = (decl: string) => lib.func(decl) as unknown as Fn;
+function bind(lib: LibraryHandle) {
+  const { f } = binder<Fn>(lib);
   return {
     cublasLtCreate: f("int cublasLtCreate(_Out_ void **handle)"), // cublasLt.h:69
     cublasLtDestroy: f("int cublasLtDestroy(void *handle)"), // cublasLt.h:71

@@ -10,8 +10,7 @@
  * names are what cuda.h's macros (lines 89-172) map the plain names to; koffi binds the real
  * symbols, so it must use them. Model: tinygrad's ops_cuda.py and /work/shared/tools/cuda-probe.mjs.
  */
-import koffi from "koffi";
-import { CudaError, loadCudaLibrary, type SearchOptions } from "./libraries.ts";
+import { binder, CudaError, loadCudaLibrary, type LibraryHandle, type SearchOptions } from "./libraries.ts";
 
 export { CudaError };
 
@@ -97,15 +96,8 @@ export interface DeviceInfo {
 type Fn = (...args: unknown[]) => number;
 
 /** The bound entry points; built once from libcuda. */
-function bind(lib: ReturnType<typeof koffi.load>) {
-  const f = (decl: string) => lib.func(decl) as unknown as Fn;
-  const optional = (decl: string): Fn | undefined => {
-    try {
-      return f(decl);
-    } catch {
-      return undefined;
-    }
-  };
+function bind(lib: LibraryHandle) {
+  const { f, optional } = binder<Fn>(lib);
   return {
     cuGetErrorName: f("int cuGetErrorName(int error, _Out_ const char **pStr)"), // cuda.h:5170
     cuGetErrorString: f("int cuGetErrorString(int error, _Out_ const char **pStr)"), // cuda.h:5149

@@ -310,7 +310,23 @@ function unique(xs: string[]): string[] {
 
 // ---- loading ------------------------------------------------------------------------------
 
-type LibraryHandle = ReturnType<typeof koffi.load>;
+export type LibraryHandle = ReturnType<typeof koffi.load>;
+
+/**
+ * Bind functions of `lib` by their C declarations (koffi), typed F: `f` throws where the library
+ * lacks the symbol, `optional` gives undefined (entry points of newer versions only).
+ */
+export function binder<F>(lib: LibraryHandle): { f: (decl: string) => F; optional: (decl: string) => F | undefined } {
+  const f = (decl: string) => lib.func(decl) as unknown as F;
+  const optional = (decl: string): F | undefined => {
+    try {
+      return f(decl);
+    } catch {
+      return undefined;
+    }
+  };
+  return { f, optional };
+}
 const loaded = new Map<CudaPiece, { path: string; lib: LibraryHandle }>();
 
 /**

@@ -14,7 +14,7 @@
  */
 import koffi from "koffi";
 import { Fp4lmError } from "../../errors.ts";
-import { CudaError, loadCudaLibrary, type SearchOptions } from "./libraries.ts";
+import { binder, CudaError, loadCudaLibrary, type LibraryHandle, type SearchOptions } from "./libraries.ts";
 import type { Stream } from "./driver.ts";
 
 /** NCCL_UNIQUE_ID_BYTES, nccl.h */
@@ -84,17 +84,10 @@ type Fn = (...args: unknown[]) => unknown;
 let uniqueIdType: ReturnType<typeof koffi.struct> | undefined;
 
 /** The entry points, bound once from libnccl. */
-function bind(lib: ReturnType<typeof koffi.load>) {
+function bind(lib: LibraryHandle) {
   // koffi type names are global to the process: declare the struct once
   uniqueIdType ??= koffi.struct("fp4lm_ncclUniqueId", { internal: koffi.array("uint8_t", NCCL_UNIQUE_ID_BYTES) });
-  const f = (decl: string) => lib.func(decl) as unknown as Fn;
-  const optional = (decl: string): Fn | undefined => {
-    try {
-      return f(decl);
-    } catch {
-      return undefined;
-    }
-  };
+  const { f, optional } = binder<Fn>(lib);
   return {
     ncclGetVersion: f("int ncclGetVersion(_Out_ int *version)"),
     ncclGetErrorString: f("const char *ncclGetErrorString(int result)"),

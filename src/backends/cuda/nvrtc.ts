@@ -11,22 +11,21 @@
  *
  * Signatures and values from nvrtc.h of CUDA 13.0 (lines cited).
  */
-import koffi from "koffi";
 import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { getDriver, type CuModule } from "./driver.ts";
-import { CudaError, cudaIncludeDir, loadCudaLibrary } from "./libraries.ts";
+import { binder, CudaError, cudaIncludeDir, loadCudaLibrary, type LibraryHandle } from "./libraries.ts";
 
 const NVRTC_SUCCESS = 0; // nvrtc.h:42
 const NVRTC_ERROR_COMPILATION = 6; // nvrtc.h:48
 
 type Fn = (...args: unknown[]) => number;
 
-function bind(lib: ReturnType<typeof koffi.load>) {
-  const f = (decl: string) => lib.func(decl) as unknown as Fn;
+function bind(lib: LibraryHandle) {
+  const { f } = binder<Fn>(lib);
   return {
     nvrtcGetErrorString: lib.func("const char *nvrtcGetErrorString(int result)") as unknown as (r: number) => string, // nvrtc.h:74
     nvrtcVersion: f("int nvrtcVersion(_Out_ int *major, _Out_ int *minor)"), // nvrtc.h:98
