@@ -3,13 +3,25 @@
  * backend (cpu/, plain TypeScript, the oracle) and the CUDA backend (cuda/) implement it; nn/
  * modules call nothing else. Conventions, as llm.c: outputs are written into tensors the caller
  * allocated; backward ops overwrite input gradients and accumulate (+=) parameter gradients.
- * Shapes in comments use B, T, C, NH, NKV, HS, V; all storage is FP32 (BF16 rounding happens
- * where the recipe asks, inside `quantize`).
+ * Shapes in comments use B, T, C, NH, NKV, HS, V (and for the Mamba-2 mixer: Cc conv channels,
+ * W conv window, H heads of size P, G groups, N state size); all storage is FP32 (BF16 rounding
+ * happens where the recipe asks, inside `quantize`).
  */
 import type { OperandSpec } from "../recipes/operand.ts";
 import type { OperandStream } from "../recipes/quantize-operand.ts";
 import type { QuantStats } from "../recipes/operand-stats.ts";
 import type { AdamWConfig } from "../optim/adamw.ts";
+
+/** Sizes of one Mamba-2 selective scan: batch, time, heads H of size P, groups G, state size N, chunk length. */
+export interface SsdDims {
+  B: number;
+  T: number;
+  H: number;
+  P: number;
+  G: number;
+  N: number;
+  chunk: number;
+}
 
 /** An FP32 tensor owned by a backend. */
 export interface Tensor {
@@ -69,6 +81,21 @@ export interface Backend<T extends Tensor = Tensor, K extends Tokens = Tokens, O
   swigluForward(out: T, gateUp: T, rows: number, F: number): void;
   /** dGateUp (rows, 2F) OVERWRITTEN = [dout·up·silu'(gate) | dout·silu(gate)] */
   swigluBackward(dGateUp: T, dout: T, gateUp: T, rows: number, F: number): void;
+  /** Mamba-2 short conv: out (B,T,Cc) = silu(bias + causal depthwise conv over time of x (B,T,Cc)), weight (Cc,W), bias (Cc) */
+  convSiluForward(out: T, x: T, weight: T, bias: T, B: number, Tlen: number, Cc: number, W: number): void;
+  /** dx overwritten; dweight, dbias accumulated */
+  convSiluBackward(dx: T, dweight: T, dbias: T, dout: T, x: T, weight: T, bias: T, B: number, Tlen: number, Cc: number, W: number): void;
+  /** shape of what ssdForward saves for the backward (the state entering each chunk: (B, ceil(T/chunk), H, P, N)) */
+  ssdSavedShape(d: SsdDims): number[];
+  /** Mamba-2 selective scan (chunked SSD): y, x (B,T,H,P); dtRaw (B,T,H) before softplus(· + dtBias); aLog, dtBias, D (H);
+   * Bm, Cm (B,T,G,N); `saved` as ssdSavedShape */
+  ssdForward(y: T, saved: T, x: T, dtRaw: T, aLog: T, dtBias: T, D: T, Bm: T, Cm: T, d: SsdDims): void;
+  /** dx, ddtRaw, dB, dC overwritten; daLog, ddtBias, dD accumulated; `saved` is the forward's */
+  ssdBackward(dx: T, ddtRaw: T, daLog: T, ddtBias: T, dD: T, dB: T, dC: T, dy: T, x: T, dtRaw: T, aLog: T, dtBias: T, D: T, Bm: T, Cm: T, saved: T, d: SsdDims): void;
+  /** gated group RMSNorm (HF NemotronH): out (rows,D) = w · rmsnorm over groups of `groupSize` of y·silu(z); rstd (rows, D/groupSize) */
+  gatedRmsnormForward(out: T, rstd: T, y: T, z: T, weight: T, rows: number, D: number, groupSize: number, eps: number): void;
+  /** dy, dz overwritten; dweight accumulated */
+  gatedRmsnormBackward(dy: T, dz: T, dweight: T, dout: T, y: T, z: T, weight: T, rstd: T, rows: number, D: number, groupSize: number): void;
   embeddingForward(out: T, tokens: K, table: T, V: number, C: number): void;
   embeddingBackward(dtable: T, dout: T, tokens: K, V: number, C: number): void;
   /** mean loss; per-row losses written; dlogits = (softmax − onehot)·scale unless null */

@@ -4,13 +4,16 @@
  * GEMMs run on the blocked multi-threaded kernel (gemm-pool.ts), deterministic for any thread
  * count; everything else is the plain ops in ops/. Not fast: it exists to be right and readable.
  */
-import type { Backend, Tensor, Tokens } from "../backend.ts";
+import type { Backend, SsdDims, Tensor, Tokens } from "../backend.ts";
 import type { OperandSpec } from "../../recipes/operand.ts";
 import { operandAlpha, quantizeOperand, type OperandStream, type QuantizedOperand } from "../../recipes/quantize-operand.ts";
 import { operandStats, type QuantStats } from "../../recipes/operand-stats.ts";
 import { adamwUpdate, sumOfSquares, type AdamWConfig } from "../../optim/adamw.ts";
 import { GemmPool } from "./gemm-pool.ts";
 import { attentionBackward, attentionForward } from "./ops/attention.ts";
+import { convSiluBackward, convSiluForward } from "./ops/causal-conv1d.ts";
+import { gatedRmsnormBackward, gatedRmsnormForward } from "./ops/gated-rmsnorm.ts";
+import { ssdBackward, ssdForward, ssdStatesShape } from "./ops/ssd-scan.ts";
 import { crossEntropyForwardBackward } from "./ops/cross-entropy.ts";
 import { embeddingBackward, embeddingForward } from "./ops/embedding.ts";
 import { accumulate, addInto } from "./ops/residual.ts";
@@ -145,6 +148,31 @@ export class CpuBackend implements Backend<CpuTensor, CpuTokens, CpuOperand> {
   }
   swigluBackward(dGateUp: CpuTensor, dout: CpuTensor, gateUp: CpuTensor, rows: number, F: number): void {
     swigluBackward(dGateUp.data, dout.data, gateUp.data, rows, F);
+  }
+
+  convSiluForward(out: CpuTensor, x: CpuTensor, w: CpuTensor, bias: CpuTensor, B: number, T: number, Cc: number, W: number): void {
+    convSiluForward(out.data, x.data, w.data, bias.data, B, T, Cc, W);
+  }
+  convSiluBackward(dx: CpuTensor, dw: CpuTensor, dbias: CpuTensor, dout: CpuTensor, x: CpuTensor, w: CpuTensor, bias: CpuTensor, B: number, T: number, Cc: number, W: number): void {
+    convSiluBackward(dx.data, dw.data, dbias.data, dout.data, x.data, w.data, bias.data, B, T, Cc, W);
+  }
+  ssdSavedShape(d: SsdDims): number[] {
+    return ssdStatesShape(d);
+  }
+  ssdForward(y: CpuTensor, saved: CpuTensor, x: CpuTensor, dtRaw: CpuTensor, aLog: CpuTensor, dtBias: CpuTensor, D: CpuTensor, Bm: CpuTensor, Cm: CpuTensor, d: SsdDims): void {
+    ssdForward(y.data, saved.data, x.data, dtRaw.data, aLog.data, dtBias.data, D.data, Bm.data, Cm.data, d);
+  }
+  ssdBackward(
+    dx: CpuTensor, ddtRaw: CpuTensor, daLog: CpuTensor, ddtBias: CpuTensor, dD: CpuTensor, dB: CpuTensor, dC: CpuTensor,
+    dy: CpuTensor, x: CpuTensor, dtRaw: CpuTensor, aLog: CpuTensor, dtBias: CpuTensor, D: CpuTensor, Bm: CpuTensor, Cm: CpuTensor, saved: CpuTensor, d: SsdDims,
+  ): void {
+    ssdBackward(dx.data, ddtRaw.data, daLog.data, ddtBias.data, dD.data, dB.data, dC.data, dy.data, x.data, dtRaw.data, aLog.data, dtBias.data, D.data, Bm.data, Cm.data, saved.data, d);
+  }
+  gatedRmsnormForward(out: CpuTensor, rstd: CpuTensor, y: CpuTensor, z: CpuTensor, w: CpuTensor, rows: number, D: number, groupSize: number, eps: number): void {
+    gatedRmsnormForward(out.data, rstd.data, y.data, z.data, w.data, rows, D, groupSize, eps);
+  }
+  gatedRmsnormBackward(dy: CpuTensor, dz: CpuTensor, dw: CpuTensor, dout: CpuTensor, y: CpuTensor, z: CpuTensor, w: CpuTensor, rstd: CpuTensor, rows: number, D: number, groupSize: number): void {
+    gatedRmsnormBackward(dy.data, dz.data, dw.data, dout.data, y.data, z.data, w.data, rstd.data, rows, D, groupSize);
   }
 
   embeddingForward(out: CpuTensor, tokens: CpuTokens, table: CpuTensor, V: number, C: number): void {

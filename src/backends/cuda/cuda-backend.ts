@@ -11,7 +11,7 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Backend, Operand, Tensor, Tokens } from "../backend.ts";
+import type { Backend, Operand, SsdDims, Tensor, Tokens } from "../backend.ts";
 import type { AdamWConfig } from "../../optim/adamw.ts";
 import type { OperandSpec } from "../../recipes/operand.ts";
 import { mixIds, rhtSigns, type OperandStream } from "../../recipes/quantize-operand.ts";
@@ -24,6 +24,7 @@ import { deviceAllocator, type CachingAllocator } from "./allocator.ts";
 import { CublasLt, CUDA_R_16BF, CUDA_R_32F, gemmRowMajorTN } from "./cublaslt.ts";
 import { getDriver, type CuEvent, type CuFunction, type CuModule, type Dim3, type Driver, type KernelArg } from "./driver.ts";
 import { kernelsDir, loadModule } from "./nvrtc.ts";
+import { CudaMamba2 } from "./mamba2.ts";
 
 export class CudaTensor implements Tensor {
   readonly size: number;
@@ -606,6 +607,36 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
 
   swigluBackward(dGateUp: CudaTensor, dout: CudaTensor, gateUp: CudaTensor, rows: number, F: number): void {
     this.launch("swiglu.cu", "swiglu_backward", grid1(rows * F), B256, 0, [ptr(dGateUp.ptr), ptr(dout.ptr), ptr(gateUp.ptr), i32(rows), i32(F)]);
+  }
+
+  // --- the Mamba-2 mixer's conv, scan and gated norm: mamba2.ts ---
+  private mamba2Ops?: CudaMamba2;
+  private get mamba2(): CudaMamba2 {
+    return (this.mamba2Ops ??= new CudaMamba2({ drv: this.drv, launch: (...a) => this.launch(...a), scratch: (n) => this.scratch(n), release: (...p) => this.release(...p) }));
+  }
+  convSiluForward(out: CudaTensor, x: CudaTensor, w: CudaTensor, bias: CudaTensor, B: number, T: number, Cc: number, W: number): void {
+    this.mamba2.convSiluForward(out, x, w, bias, B, T, Cc, W);
+  }
+  convSiluBackward(dx: CudaTensor, dw: CudaTensor, dbias: CudaTensor, dout: CudaTensor, x: CudaTensor, w: CudaTensor, bias: CudaTensor, B: number, T: number, Cc: number, W: number): void {
+    this.mamba2.convSiluBackward(dx, dw, dbias, dout, x, w, bias, B, T, Cc, W);
+  }
+  ssdSavedShape(d: SsdDims): number[] {
+    return this.mamba2.ssdSavedShape(d);
+  }
+  ssdForward(y: CudaTensor, saved: CudaTensor, x: CudaTensor, dtRaw: CudaTensor, aLog: CudaTensor, dtBias: CudaTensor, D: CudaTensor, Bm: CudaTensor, Cm: CudaTensor, d: SsdDims): void {
+    this.mamba2.ssdForward(y, saved, x, dtRaw, aLog, dtBias, D, Bm, Cm, d);
+  }
+  ssdBackward(
+    dx: CudaTensor, ddtRaw: CudaTensor, daLog: CudaTensor, ddtBias: CudaTensor, dD: CudaTensor, dB: CudaTensor, dC: CudaTensor,
+    dy: CudaTensor, x: CudaTensor, dtRaw: CudaTensor, aLog: CudaTensor, dtBias: CudaTensor, D: CudaTensor, Bm: CudaTensor, Cm: CudaTensor, saved: CudaTensor, d: SsdDims,
+  ): void {
+    this.mamba2.ssdBackward(dx, ddtRaw, daLog, ddtBias, dD, dB, dC, dy, x, dtRaw, aLog, dtBias, D, Bm, Cm, saved, d);
+  }
+  gatedRmsnormForward(out: CudaTensor, rstd: CudaTensor, y: CudaTensor, z: CudaTensor, w: CudaTensor, rows: number, D: number, groupSize: number, eps: number): void {
+    this.mamba2.gatedRmsnormForward(out, rstd, y, z, w, rows, D, groupSize, eps);
+  }
+  gatedRmsnormBackward(dy: CudaTensor, dz: CudaTensor, dw: CudaTensor, dout: CudaTensor, y: CudaTensor, z: CudaTensor, w: CudaTensor, rstd: CudaTensor, rows: number, D: number, groupSize: number): void {
+    this.mamba2.gatedRmsnormBackward(dy, dz, dw, dout, y, z, w, rstd, rows, D, groupSize);
   }
 
   private tokenError(what: string, flag: bigint, tokens: CudaTokens, V: number): void {
