@@ -6,7 +6,8 @@
 #   FP4LM_GPU_BENCH="quantize-gpu train-gpu" FP4LM_ARGS_train_gpu="--steps 3 --profile" bash scripts/gpu-run.sh
 # Optional, same call: FP4LM_TORCH_ARGS="--recipes bf16,nvfp4" runs the PyTorch baseline
 # (bench/torch_gpt.py) after the benchmarks; FP4LM_GPU_INTEROP=1 runs issue 6's transformers checks
-# (test/interop_check.py, test/interop_check_nvfp4.py); FP4LM_GPU_TESTS=0 skips smoke + test:gpu.
+# (test/interop_check.py, test/interop_check_nvfp4.py); FP4LM_GPU_TESTS=0 skips smoke + test:gpu;
+# FP4LM_EXP_JOBS runs experiment jobs (scripts/gpu-experiments.ts; FP4LM_EXP_PARALLEL, FP4LM_EXP_DEADLINE).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/gpu-setup.sh
@@ -35,6 +36,12 @@ for b in ${FP4LM_GPU_BENCH:-}; do
 done
 if [ -n "${FP4LM_TORCH_ARGS+x}" ]; then
   step torch-gpt env PYTHONUNBUFFERED=1 python3 bench/torch_gpt.py $FP4LM_TORCH_ARGS
+fi
+# experiment jobs (scripts/gpu-experiments.ts): FP4LM_EXP_JOBS="precision/short/0 precision/long/0 ..."
+if [ -n "${FP4LM_EXP_JOBS:-}" ]; then
+  reuse=(); for d in experiments/*-short experiments/*-long; do [ -f "$d/results.json" ] && reuse+=(--reuse "$d"); done
+  step experiments node --import tsx scripts/gpu-experiments.ts --data .gpu/data/regcorpus-bpe8192 --parallel "${FP4LM_EXP_PARALLEL:-4}" \
+    --deadline "${FP4LM_EXP_DEADLINE:-480}" --out "$out" "${reuse[@]}" $FP4LM_EXP_JOBS
 fi
 if [ "${FP4LM_GPU_INTEROP:-0}" = 1 ]; then
   tmp=$(mktemp -d)

@@ -12,4 +12,8 @@ if [ ! -d "$_root/node_modules/koffi" ]; then
   (cd "$_root" && xz -dc .gpu/node_modules.tar.xz | tar -xf -) || { echo "gpu-setup: cannot unpack .gpu/node_modules.tar.xz" >&2; return 1 2>/dev/null || exit 1; }
 fi
 export PATH="$_root/.gpu/bin:$PATH"
+# token shards carried brotli-packed (docs/regcorpus.md): unpack once
+for _br in "$_root"/.gpu/data/*/*.bin.br; do
+  [ -f "$_br" ] && [ ! -f "${_br%.br}" ] && node -e 'const fs=require("fs"),z=require("zlib");fs.writeFileSync(process.argv[1].slice(0,-3),z.brotliDecompressSync(fs.readFileSync(process.argv[1])))' "$_br"
+done
 echo "node $(node --version) at $(command -v node); koffi $(node -e 'console.log(require("koffi").version)' 2>/dev/null || echo MISSING)"

@@ -14,13 +14,16 @@ import { SUITES, getSuite } from "../experiments/suites.ts";
 import { textTable } from "./text-table.ts";
 import { camelKey } from "./train-command.ts";
 
-export const EXPERIMENT_HELP = `fp4lm experiment SUITE [--model NAME] [--steps N | --tokens N] [--seeds K] [--only RUN...] [--out DIR]
-                 [--device cpu|cuda|auto] [--key=value ...]
+export const EXPERIMENT_HELP = `fp4lm experiment SUITE [--model NAME] [--steps N | --tokens N | --tokens-per-param R] [--seeds K] [--only RUN...]
+                 [--out DIR] [--reuse DIR...] [--device cpu|cuda|auto] [--key=value ...]
   runs one of the paper's experiments at small scale and writes DIR/SUITE/ (default runs/SUITE):
   a folder per run and seed, results.json, report.md, report.html and SVG plots.
   suites: ${Object.keys(SUITES).join(", ")}  (fp4lm experiment --list shows their runs)
   --seeds K        seed index i uses seed (--seed, default 1337) + i in every run: same init and data order
   --only RUN...    run only these runs (into the same DIR results accumulate; or merge with fp4lm report)
+  --tokens-per-param R   train R tokens per non-embedding parameter (20, 200, ...) in a run with the suite's tokens
+  --reuse DIR...   results of earlier suites (a suite folder or a folder of them): a seed that trained exactly
+                   the same (setup, recipe, steps, seed, telemetry, tasks) is taken from there, not trained again
   --model exp-short | exp-long   the GPU presets for ~20 and ≥ 200 tokens per parameter (src/nn/model-config.ts)
   --tasks LIST     downstream tasks for every seed's final weights: ${TASK_NAMES.join(",")} (default), or none
   --task-items N   items per task (default 200); --task-seed S picks them (default 0)
@@ -28,13 +31,19 @@ export const EXPERIMENT_HELP = `fp4lm experiment SUITE [--model NAME] [--steps N
   --key=value      any training setting for every run (--model.dModel=256, --schedule.lr=1e-3, --log=plain);
                    runs use WSD, decaying over the last 20% (--schedule.decayFraction=0.15 for 15%)`;
 
-const OWN = new Set(["model", "steps", "tokens", "seeds", "only", "out", "device", "tasks", "task-items", "task-seed"]);
+const OWN = new Set(["model", "steps", "tokens", "tokens-per-param", "seeds", "only", "out", "device", "tasks", "task-items", "task-seed"]);
 
 function positiveInt(name: string, v: string | undefined, min = 1): number {
   const n = Number(v);
   if (v === undefined || !Number.isInteger(n) || n < min) {
     throw new UsageError(`--${name} needs ${min === 1 ? "a positive integer" : `an integer ≥ ${min}`}, got ${v === undefined ? "nothing" : `'${v}'`}`);
   }
+  return n;
+}
+
+function positiveNumber(name: string, v: string | undefined): number {
+  const n = Number(v);
+  if (v === undefined || !(n > 0) || !Number.isFinite(n)) throw new UsageError(`--${name} needs a positive number, got ${v === undefined ? "nothing" : `'${v}'`}`);
   return n;
 }
 
@@ -49,6 +58,7 @@ export function experimentCommand(argv: string[]): number {
   let suiteName: string | undefined;
   const own: Record<string, string | undefined> = {};
   const only: string[] = [];
+  const reuse: string[] = [];
   const extra: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -60,10 +70,12 @@ export function experimentCommand(argv: string[]): number {
     const eq = a.indexOf("=");
     const key = a.slice(2, eq < 0 ? undefined : eq);
     let value = eq < 0 ? undefined : a.slice(eq + 1);
-    if (key === "only") {
-      if (value !== undefined) only.push(...value.split(",").filter(Boolean));
-      while (i + 1 < argv.length && !argv[i + 1].startsWith("--")) only.push(...argv[++i].split(",").filter(Boolean));
-      if (!only.length) throw new UsageError("--only needs run names");
+    if (key === "only" || key === "reuse") {
+      const list = key === "only" ? only : reuse;
+      const before = list.length;
+      if (value !== undefined) list.push(...value.split(",").filter(Boolean));
+      while (i + 1 < argv.length && !argv[i + 1].startsWith("--")) list.push(...argv[++i].split(",").filter(Boolean));
+      if (list.length === before) throw new UsageError(key === "only" ? "--only needs run names" : "--reuse needs experiment folders");
       continue;
     }
     if (value === undefined && i + 1 < argv.length && !argv[i + 1].startsWith("--")) value = argv[++i];
@@ -80,6 +92,8 @@ export function experimentCommand(argv: string[]): number {
     model: own.model,
     steps: own.steps !== undefined ? positiveInt("steps", own.steps) : undefined,
     tokens: own.tokens !== undefined ? positiveInt("tokens", own.tokens) : undefined,
+    tokensPerParam: own["tokens-per-param"] !== undefined ? positiveNumber("tokens-per-param", own["tokens-per-param"]) : undefined,
+    reuse,
     seeds: own.seeds !== undefined ? positiveInt("seeds", own.seeds) : 1,
     only: only.length ? only : undefined,
     outDir: own.out ?? "runs",

@@ -12,8 +12,8 @@
  * records quantization telemetry, kept per seed as per-layer means (nn/telemetry.ts).
  * Not a scheduler: one run at a time, on the device the config names.
  */
-import { existsSync, mkdirSync } from "node:fs";
-import { basename, join } from "node:path";
+import { existsSync, mkdirSync, readdirSync } from "node:fs";
+import { basename, isAbsolute, join, resolve } from "node:path";
 import { UsageError } from "../errors.ts";
 import { evaluateCheckpoint, type TaskScores } from "../eval/score.ts";
 import { buildTasks, preparedDocuments, type TaskName, type TaskSet } from "../eval/tasks.ts";
@@ -36,6 +36,11 @@ export interface SuiteOptions {
   steps?: number;
   /** alternative to steps: tokens of a run with tokensFactor 1 (rounded to whole steps) */
   tokens?: number;
+  /** alternative to steps and tokens: this many tokens per non-embedding parameter (20, 200, ...) */
+  tokensPerParam?: number;
+  /** folders of earlier suites (results.json, or folders holding suite folders): a seed whose run
+   * there has the same setup, recipe, steps, seed, telemetry and tasks is reused, not trained again */
+  reuse?: string[];
   /** number of seeds: seed index i uses the config's seed + i in every run (default 1) */
   seeds?: number;
   /** run only these runs of the suite */
@@ -74,6 +79,8 @@ export interface SeedResult {
   finalTrainLoss: number | null;
   /** downstream task scores of the final weights (absent: not asked, or the seed diverged) */
   tasks?: TaskScores;
+  /** "SUITE/RUN": this seed was not trained here but taken from that suite's results (--reuse) */
+  reusedFrom?: string;
   /** quantization telemetry: per layer (model order), the mean over the telemetry steps of
    * [relative error, flushed share, saturated share, amax] per "gemm.operand" (fprop.X, wgrad.dY, ...) */
   telemetry?: SeedTelemetry;
@@ -209,8 +216,11 @@ export function planSuite(suiteOrName: Suite | string, opts: SuiteOptions = {}):
   const tokensPerStep = base.batchSize * base.model.seqLen * base.gradAccum;
   const nSeeds = opts.seeds ?? 1;
   if (!Number.isInteger(nSeeds) || nSeeds < 1) throw new UsageError(`seeds must be a positive integer, got ${opts.seeds}`);
-  if (opts.steps !== undefined && opts.tokens !== undefined) throw new UsageError("give --steps or --tokens, not both");
-  const steps = opts.steps ?? (opts.tokens !== undefined ? Math.max(1, Math.round(opts.tokens / tokensPerStep)) : base.steps);
+  const given = [opts.steps !== undefined && "--steps", opts.tokens !== undefined && "--tokens", opts.tokensPerParam !== undefined && "--tokens-per-param"].filter(Boolean);
+  if (given.length > 1) throw new UsageError(`give one of --steps, --tokens and --tokens-per-param, not ${given.join(" and ")}`);
+  if (opts.tokensPerParam !== undefined && !(opts.tokensPerParam > 0)) throw new UsageError(`tokens per parameter must be positive, got ${opts.tokensPerParam}`);
+  const tokens = opts.tokens ?? (opts.tokensPerParam !== undefined ? opts.tokensPerParam * parameterCount({ ...base.model, vocabSize: 0 }) : undefined);
+  const steps = opts.steps ?? (tokens !== undefined ? Math.max(1, Math.round(tokens / tokensPerStep)) : base.steps);
   if (!Number.isInteger(steps) || steps < 1) throw new UsageError(`steps must be a positive integer, got ${steps}`);
   const seeds = Array.from({ length: nSeeds }, (_, i) => base.seed + i);
   const setup = setupOverrides(opts, suite, steps);
@@ -354,6 +364,51 @@ function runSeed(cfg: TrainConfig, spikeFactor: number, tasks?: SuiteTasks): See
   return out;
 }
 
+interface ReusePool {
+  dir: string;
+  result: SuiteResult;
+}
+
+/** The suites' results in `dirs` (a suite folder, or a folder of suite folders); read again before
+ * every seed, so that folders other processes are filling count as soon as a run there finishes. */
+function reusePool(dirs: string[]): ReusePool[] {
+  const pool: ReusePool[] = [];
+  for (const d of dirs) {
+    if (!existsSync(d)) throw new UsageError(`--reuse ${d}: no such folder`);
+    const found = existsSync(join(d, "results.json")) ? [d] : readdirSync(d).map((f) => join(d, f)).filter((f) => existsSync(join(f, "results.json")));
+    for (const f of found) {
+      try {
+        pool.push({ dir: f, result: readResults(f)! });
+      } catch {
+        // being written by another process: not reusable this time
+      }
+    }
+  }
+  return pool;
+}
+
+const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+
+/**
+ * A finished seed of an earlier suite that trained exactly this: same setup fingerprint (model,
+ * batch, steps, schedule, optimizer, evaluation, data), same recipe and run length, same seed,
+ * same telemetry interval, and scored on the same tasks (when this suite scores tasks).
+ */
+function findReusable(pool: ReusePool[], setup: SuiteSetup, r: RunResult, cfg: TrainConfig): { seed: SeedResult; params: number | null; vocabSize: number } | undefined {
+  for (const { dir, result } of pool) {
+    if (!same(result.setup.fingerprint, setup.fingerprint) || (result.setup.telemetryEvery ?? 0) !== (setup.telemetryEvery ?? 0)) continue;
+    if (setup.tasks && !same([result.setup.tasks?.names, result.setup.tasks?.items, result.setup.tasks?.seed, result.setup.tasks?.recipe], [setup.tasks.names, setup.tasks.items, setup.tasks.seed, setup.tasks.recipe])) continue;
+    for (const run of result.runs) {
+      if (run.steps !== r.steps || !same(run.recipe, cfg.recipe)) continue;
+      const s = run.seeds.find((x) => x.seed === cfg.seed && !x.reusedFrom);
+      if (!s || (setup.tasks && !s.tasks && !s.diverged)) continue;
+      const seed = { ...structuredClone(s), dir: isAbsolute(s.dir) ? s.dir : resolve(dir, s.dir), reusedFrom: `${result.suite}/${run.name}` };
+      return { seed, params: run.params, vocabSize: result.setup.model.vocabSize };
+    }
+  }
+  return undefined;
+}
+
 /** Every run's final weights are scored in the same precision, so the tasks compare weights. */
 const TASK_RECIPE = "bf16";
 
@@ -372,6 +427,8 @@ export function runSuite(suiteOrName: Suite | string, opts: SuiteOptions = {}): 
     const shared = preparedDir({ ...all[0], outDir: opts.outDir ?? "runs" }, log);
     for (const c of all) c.data.dir = shared;
   }
+  const reuseDirs = opts.reuse ?? [];
+  if (reusePool(reuseDirs).length === 0 && reuseDirs.length) log(`--reuse ${reuseDirs.join(" ")}: no results there yet`);
   let tasks: SuiteTasks | undefined;
   if (all.length && opts.tasks?.length) {
     const docs = preparedDocuments(all[0].data.dir);
@@ -405,15 +462,21 @@ export function runSuite(suiteOrName: Suite | string, opts: SuiteOptions = {}): 
       log(`${suite.name}/${r.name}: same configuration as ${r.sameAs}`);
     }
     for (const cfg of p.configs) {
-      const s = runSeed(cfg, opts.spikeFactor ?? 2, tasks);
+      const found = reuseDirs.length ? findReusable(reusePool(reuseDirs), result.setup, r, cfg) : undefined;
+      const reused = found?.seed;
+      if (reused) {
+        r.notes.push(`seed ${cfg.seed}: the same training as ${reused.reusedFrom} (${reused.dir}): its numbers reused, not trained again`);
+        cfg.model.vocabSize = found!.vocabSize;
+      }
+      const s = reused ?? runSeed(cfg, opts.spikeFactor ?? 2, tasks);
       // train() has set the vocabulary size to the tokenizer's
-      r.params ??= parameterCount(cfg.model);
+      r.params ??= found?.params ?? parameterCount(cfg.model);
       r.nonEmbeddingParams = parameterCount({ ...cfg.model, vocabSize: 0 });
       result.setup.model.vocabSize = cfg.model.vocabSize;
       r.seeds.push(s);
       done++;
       const fin = s.finalValLoss === null ? "n/a" : s.finalValLoss.toFixed(4);
-      log(`[${done}/${total}] ${suite.name}/${r.name} seed ${s.seed}: ${s.diverged ? `DIVERGED at step ${s.diverged.step}` : `val_loss ${fin}`}  (${s.seconds.toFixed(1)} s, ${s.backend})`);
+      log(`[${done}/${total}] ${suite.name}/${r.name} seed ${s.seed}: ${s.diverged ? `DIVERGED at step ${s.diverged.step}` : `val_loss ${fin}`}  (${reused ? `reused from ${reused.reusedFrom}` : `${s.seconds.toFixed(1)} s, ${s.backend}`})`);
     }
     result.runs.push(r);
     result = save();

@@ -37,15 +37,14 @@ export const MODEL_PRESETS: Record<string, Omit<ModelConfig, "vocabSize">> = {
   /** GPT-2 124M's width and depth, with the paper's block (GQA 12/4, squared ReLU) */
   gpt124m: { dModel: 768, nLayers: 12, nHeads: 12, nKvHeads: 4, dFF: 3072, seqLen: 1024, ropeTheta: 10000, normEps: 1e-5 },
   // The GPU experiment suites' two horizons (issue 5): the paper's ablation Transformer (App. A.3:
-  // FFN 3·d, GQA 2:1, squared ReLU, RoPE) scaled down, head size 64, T 1024. Both are sized for
-  // the same ~380M tokens per training, 25–42 min of one H200 at the 150–250k tokens/s the CUDA
-  // backend reaches (3–5 ten-minute invocations, continued with --resume); with the regcorpus GPU
-  // subset (40M train tokens in BPE 8192) that is ~9 epochs.
-  /** 20 tokens per parameter: 18.9M non-embedding parameters × 20 = 378M tokens */
-  "exp-short": { dModel: 512, nLayers: 8, nHeads: 8, nKvHeads: 4, dFF: 1536, seqLen: 1024, ropeTheta: 10000, normEps: 1e-5 },
-  /** ≥ 200 tokens per parameter: 1.92M non-embedding parameters × 200 = 384M tokens (6 blocks, so the
-   * layer suite's first-4 and last-4 differ) */
-  "exp-long": { dModel: 192, nLayers: 6, nHeads: 3, nKvHeads: 1, dFF: 576, seqLen: 1024, ropeTheta: 10000, normEps: 1e-5 },
+  // FFN 3·d, GQA 2:1, squared ReLU, RoPE) scaled down, head size 64, T 1024, 6 blocks (so that
+  // first and last blocks differ). Sized so that a suite (~20 runs × 2 seeds) fits a few
+  // ten-minute calls of one H200 with several runs sharing the GPU (scripts/gpu-experiments.ts);
+  // with the regcorpus GPU subset (40M train tokens in BPE 8192) the long horizon is ~4 epochs.
+  /** 20 tokens per parameter: 3.54M non-embedding parameters × 20 = 71M tokens */
+  "exp-short": { dModel: 256, nLayers: 6, nHeads: 4, nKvHeads: 2, dFF: 768, seqLen: 1024, ropeTheta: 10000, normEps: 1e-5 },
+  /** ≥ 200 tokens per parameter: 0.885M non-embedding parameters × 200 = 177M tokens */
+  "exp-long": { dModel: 128, nLayers: 6, nHeads: 2, nKvHeads: 1, dFF: 384, seqLen: 1024, ropeTheta: 10000, normEps: 1e-5 },
 };
 
 export class ConfigError extends Fp4lmError {
