@@ -28,7 +28,7 @@ for f in "${files[@]}"; do
   [ -f "$f" ] || { echo "skip $(basename "$f"): not there (being edited?)"; continue; }
   name="$(basename "$f")"
   extra=()
-  case "$name" in *quantize.cu) extra=(--fmad=false) ;; esac
+  case "$name" in *quantize*.cu) extra=(--fmad=false) ;; esac
   if out="$("$NVCC" -gencode=arch=compute_90a,code=sm_90a -cubin -std=c++17 ${extra[@]+"${extra[@]}"} -I "$DIR" \
       -Xptxas -v -o "$tmp/${name%.cu}.cubin" "$f" 2>&1)"; then
     # ptxas -v prints, per entry: "Compiling entry function 'k'", "N bytes stack frame, S bytes

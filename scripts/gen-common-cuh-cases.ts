@@ -6,9 +6,11 @@
  * itself: it only writes files. Inputs are seeded (mulberry32 from test/random.ts), so a run is
  * reproducible.
  *
- * Usage: npx tsx scripts/gen-common-cuh-cases.ts OUTDIR [N=1000000] [TENSORS=800] [--tensors-only]
+ * Usage: npx tsx scripts/gen-common-cuh-cases.ts OUTDIR [N=1000000] [TENSORS=800] [--tensors-only | --fast-only]
  *   N = random cases per scalar function; TENSORS = random tensor-level cases (tensors.bin);
- *   --tensors-only writes just tensors.bin and vec_tensors.bin (small: for a parity run on a GPU).
+ *   --tensors-only writes just tensors.bin and vec_tensors.bin (small: for a parity run on a GPU);
+ *   --fast-only writes just fast_tensors.bin (NVFP4 cases in the domain of quantize-fast.cu, for
+ *   quantize-fast-host-test.cpp).
  *
  * File format (little-endian uint32 words): header [0x48435546 "FUCH", 1, wordsPerRecord (0 =
  * variable), count], then the records. Each file's record layout is documented at its writer
@@ -38,6 +40,7 @@ if (!outDir) {
 const N = Number(process.argv[3] ?? 1_000_000);
 const TENSORS = Number(process.argv[4] ?? 800);
 const tensorsOnly = process.argv.includes("--tensors-only");
+const fastOnly = process.argv.includes("--fast-only");
 mkdirSync(outDir, { recursive: true });
 const fr = Math.fround;
 
@@ -613,7 +616,43 @@ function genVectorTensors(): void {
   s.save();
 }
 
+/**
+ * fast_tensors.bin: NVFP4 tensors in quantize-fast.cu's domain (RHT size 0..16, the quantized row
+ * count R a multiple of 4 so that xᵀ has cols % 4 == 0), shaped to span several CTAs of both its
+ * kernels (16x256 tiles of (R, C); 64x128 tiles of x for xᵀ) with partial edge tiles.
+ */
+function genFastTensors(count: number): void {
+  const s = new Sink("fast_tensors.bin", 0);
+  for (let i = 0; i < count; i++) {
+    const transpose = i & 1, tile2d = rng.int(0, 3) === 0 ? 1 : 0;
+    const rhtSize = rng.u32() & 1 ? pick([16, 16, 2, 4, 8]) : 0;
+    const C = 16 * rng.int(1, 20);
+    const R = tile2d ? 16 * rng.int(1, 10) : 4 * rng.int(1, 40);
+    const [rows, cols] = transpose ? [C, R] : [R, C];
+    const x = new Float32Array(rows * cols);
+    const mode = rng.int(0, 5);
+    const k = rng.int(0, 5) === 0 ? rng.int(-140, 120) : rng.int(-10, 10);
+    for (let j = 0; j < x.length; j += 16) fillBlock(x, j, Math.min(16, x.length - j), k + rng.int(-3, 0), mode === 5 ? 0 : mode);
+    if (rng.int(0, 3) !== 0) for (let j = 0; j < x.length; j++) if (x[j] !== x[j] || Math.abs(x[j]) === Infinity) x[j] = 1;
+    const signs = rhtSize ? (rhtSize === 16 && rng.u32() & 1 ? [...TE_SIGN_VECTOR] : Array.from({ length: rhtSize }, () => (rng.u32() & 1 ? -1 : 1))) : [];
+    const sr = rng.u32() & 1;
+    const seedLo = u32(), seedHi = rng.int(0, 0x1fffff), tensorId = u32();
+    const seed = seedHi * 2 ** 32 + seedLo;
+    const xo = transpose ? transpose_(x, rows, cols) : x;
+    const q = quantizeNVFP4(xo, [R, C], { tile2d: tile2d === 1, rounding: sr ? "sr" : "rtn", seed, tensorId, rht: rhtSize ? { size: rhtSize, signs } : undefined, nonFinite: "te" });
+    writeTensor(s, {
+      kind: 0, rows, cols, transpose, opt: tile2d, rhtSize, mask: maskWords(signs), sr, seedLo, seedHi, tensorId, e5m2: 0, pow2: 0, x,
+      amax: q.amax, packed: q.packed, scales: q.scales, scaleInv: new Float32Array(0), operand: nvfp4Operand(q),
+    });
+  }
+  s.save();
+}
+
 const t0 = Date.now();
+if (fastOnly) {
+  genFastTensors(TENSORS);
+  process.exit(0);
+}
 if (tensorsOnly) {
   genTensors();
   genVectorTensors();

@@ -37,6 +37,7 @@ export const CUBLAS_OP_T = 1;
 export const CUBLAS_STATUS_SUCCESS = 0;
 export const CUBLAS_STATUS_NOT_SUPPORTED = 15;
 // cublasLtMatmulDescAttributes_t, cublasLt.h:1268-1596
+export const CUBLASLT_MATMUL_DESC_POINTER_MODE = 2; // cublasLt.h (int32_t, cublasLtPointerMode_t)
 export const CUBLASLT_MATMUL_DESC_TRANSA = 3; // cublasLt.h:1295 (int32_t)
 export const CUBLASLT_MATMUL_DESC_TRANSB = 4; // cublasLt.h:1301 (int32_t)
 export const CUBLASLT_MATMUL_DESC_EPILOGUE = 7; // cublasLt.h:1321 (uint32_t)
@@ -46,6 +47,9 @@ export const CUBLASLT_MATMUL_DESC_D_SCALE_POINTER = 20; // cublasLt.h:1469
 export const CUBLASLT_MATMUL_DESC_FAST_ACCUM = 25; // cublasLt.h:1533 (int8_t)
 export const CUBLASLT_MATMUL_DESC_A_SCALE_MODE = 31; // cublasLt.h:1552 (int32_t)
 export const CUBLASLT_MATMUL_DESC_B_SCALE_MODE = 32; // cublasLt.h:1557 (int32_t)
+// cublasLtPointerMode_t: alpha and beta are host floats (0) or both device pointers (1)
+export const CUBLASLT_POINTER_MODE_HOST = 0;
+export const CUBLASLT_POINTER_MODE_DEVICE = 1;
 // cublasLtEpilogue_t, cublasLt.h:1936
 export const CUBLASLT_EPILOGUE_DEFAULT = 1;
 // cublasLtMatmulMatrixScale_t, cublasLt.h:921-941
@@ -87,6 +91,10 @@ function bind(lib: LibraryHandle) {
     cublasLtMatmul: f(
       "int cublasLtMatmul(void *handle, void *desc, const void *alpha, uint64_t A, void *Adesc, uint64_t B, void *Bdesc, const void *beta, uint64_t C, void *Cdesc, uint64_t D, void *Ddesc, const void *algo, uint64_t workspace, size_t workspaceBytes, void *stream)",
     ), // cublasLt.h:1011
+    /** the same symbol with alpha and beta as device addresses (CUBLASLT_POINTER_MODE_DEVICE) */
+    cublasLtMatmulDeviceScalars: f(
+      "int cublasLtMatmul(void *handle, void *desc, uint64_t alpha, uint64_t A, void *Adesc, uint64_t B, void *Bdesc, uint64_t beta, uint64_t C, void *Cdesc, uint64_t D, void *Ddesc, const void *algo, uint64_t workspace, size_t workspaceBytes, void *stream)",
+    ),
     cublasLtMatrixLayoutCreate: f("int cublasLtMatrixLayoutCreate(_Out_ void **layout, int type, uint64_t rows, uint64_t cols, int64_t ld)"), // cublasLt.h:1212
     cublasLtMatrixLayoutDestroy: f("int cublasLtMatrixLayoutDestroy(void *layout)"), // cublasLt.h:1223
     cublasLtMatmulDescCreate: f("int cublasLtMatmulDescCreate(_Out_ void **desc, int computeType, int scaleType)"), // cublasLt.h:1623
@@ -152,6 +160,13 @@ export interface MatmulArgs {
   typeD: number;
   alpha?: number;
   beta?: number;
+  /**
+   * Device pointers to FP32 alpha and beta (CUBLASLT_POINTER_MODE_DEVICE: both or neither; `alpha`
+   * and `beta` are ignored then). Read by the GEMM when it runs on the stream, so a kernel queued
+   * before it may compute them.
+   */
+  alphaPtr?: bigint;
+  betaPtr?: bigint;
   /** CUBLAS_COMPUTE_32F (the default; the only one used here) */
   computeType?: number;
   /** CUDA_R_32F (the default; alpha and beta are passed as host floats) */
@@ -231,8 +246,11 @@ export class CublasLt {
     const computeType = a.computeType ?? CUBLAS_COMPUTE_32F;
     const scaleType = a.scaleType ?? CUDA_R_32F;
     if (scaleType !== CUDA_R_32F) throw new RangeError(`cublasLt matmul: scaleType ${scaleType} unsupported here (alpha and beta are passed as FP32; use CUDA_R_32F)`);
+    if ((a.alphaPtr === undefined) !== (a.betaPtr === undefined)) throw new RangeError("cublasLt matmul: alphaPtr and betaPtr come together (device pointer mode covers both)");
+    const deviceScalars = a.alphaPtr !== undefined;
     const align = [a.A, a.B, a.C, a.D].map(pointerAlignment);
     const key = JSON.stringify([
+      deviceScalars,
       a.m, a.n, a.k, a.transA, a.transB, a.lda, a.ldb, a.ldc, a.ldd, a.typeA, a.typeB, a.typeC, a.typeD, computeType, scaleType,
       a.aScale !== undefined, a.bScale !== undefined, a.dScale !== undefined, a.aScaleMode ?? 0, a.bScaleMode ?? 0, a.fastAccum ?? false,
       a.workspaceBytes, align,
@@ -247,9 +265,17 @@ export class CublasLt {
     if (a.aScale !== undefined) this.setDescPointer(plan.desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, a.aScale);
     if (a.bScale !== undefined) this.setDescPointer(plan.desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, a.bScale);
     if (a.dScale !== undefined) this.setDescPointer(plan.desc, CUBLASLT_MATMUL_DESC_D_SCALE_POINTER, a.dScale);
+    const [la, lb, lc, ld] = plan.layouts;
+    if (deviceScalars) {
+      check(
+        "cublasLtMatmul",
+        api.cublasLtMatmulDeviceScalars(this.handle, plan.desc, a.alphaPtr, a.A, la, a.B, lb, a.betaPtr, a.C, lc, a.D, ld, plan.algo, a.workspace, a.workspaceBytes, a.stream),
+        `${describe(a)}, alpha and beta on the device`,
+      );
+      return;
+    }
     const alpha = new Float32Array([a.alpha ?? 1]);
     const beta = new Float32Array([a.beta ?? 0]);
-    const [la, lb, lc, ld] = plan.layouts;
     check(
       "cublasLtMatmul",
       api.cublasLtMatmul(this.handle, plan.desc, alpha, a.A, la, a.B, lb, beta, a.C, lc, a.D, ld, plan.algo, a.workspace, a.workspaceBytes, a.stream),
@@ -275,6 +301,7 @@ export class CublasLt {
       this.setDescAttr(made.desc, CUBLASLT_MATMUL_DESC_TRANSA, new Int32Array([a.transA ? CUBLAS_OP_T : CUBLAS_OP_N]), "TRANSA");
       this.setDescAttr(made.desc, CUBLASLT_MATMUL_DESC_TRANSB, new Int32Array([a.transB ? CUBLAS_OP_T : CUBLAS_OP_N]), "TRANSB");
       this.setDescAttr(made.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, new Uint32Array([CUBLASLT_EPILOGUE_DEFAULT]), "EPILOGUE");
+      if (a.alphaPtr !== undefined) this.setDescAttr(made.desc, CUBLASLT_MATMUL_DESC_POINTER_MODE, new Int32Array([CUBLASLT_POINTER_MODE_DEVICE]), "POINTER_MODE");
       if (a.fastAccum) this.setDescAttr(made.desc, CUBLASLT_MATMUL_DESC_FAST_ACCUM, new Int8Array([1]), "FAST_ACCUM");
       if (a.aScaleMode !== undefined) this.setDescAttr(made.desc, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, new Int32Array([a.aScaleMode]), "A_SCALE_MODE");
       if (a.bScaleMode !== undefined) this.setDescAttr(made.desc, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, new Int32Array([a.bScaleMode]), "B_SCALE_MODE");
@@ -429,6 +456,9 @@ export interface RowMajorTNArgs {
   typeD: number;
   alpha?: number;
   beta?: number;
+  /** device FP32 alpha and beta instead of the host values (both or neither) */
+  alphaPtr?: bigint;
+  betaPtr?: bigint;
   workspace: bigint;
   workspaceBytes: number;
   stream: Stream;
@@ -483,6 +513,8 @@ export function gemmRowMajorTN(handle: CublasLt, a: RowMajorTNArgs): void {
     typeD: a.typeD,
     alpha: a.alpha,
     beta: a.beta,
+    alphaPtr: a.alphaPtr,
+    betaPtr: a.betaPtr,
     workspace: a.workspace,
     workspaceBytes: a.workspaceBytes,
     stream: a.stream,

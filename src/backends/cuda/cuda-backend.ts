@@ -83,7 +83,16 @@ export interface CudaBackendOptions {
    * CUDA-core twin (attention-flash.cu). Environment: FP4LM_ATTENTION=bf16|fp32.
    */
   attention?: "bf16" | "fp32";
+  /**
+   * The NVFP4 quantizer kernels: "fast" (default; quantize-fast.cu: 16-byte loads, whole blocks per
+   * thread, RHT16 in registers, and the GEMM alpha read by cuBLASLt from device memory) or "plain"
+   * (quantize.cu's shared-memory tiles and the separate alpha kernel: the twin the fast path is
+   * compared with). The bytes are the same. Environment: FP4LM_QUANT_KERNELS=fast|plain.
+   */
+  quantKernels?: QuantKernels;
 }
+
+export type QuantKernels = "fast" | "plain";
 
 export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand> {
   readonly name: string;
@@ -107,11 +116,17 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
   private readonly eagerChecks = process.env.FP4LM_CUDA_SYNC === "1";
 
   private readonly attentionMode: "bf16" | "fp32";
+  private quantKernels: QuantKernels;
+  /** device FP32 [alpha, 0, 1]: the NVFP4 GEMM's alpha (written per GEMM on the stream) and the two betas */
+  private readonly gemmScalars: bigint;
 
   constructor(opts: CudaBackendOptions = {}) {
     const mode = opts.attention ?? process.env.FP4LM_ATTENTION ?? "bf16";
     if (mode !== "bf16" && mode !== "fp32") throw new RangeError(`FP4LM_ATTENTION must be bf16 or fp32, got ${JSON.stringify(mode)}`);
     this.attentionMode = mode;
+    const qk = opts.quantKernels ?? process.env.FP4LM_QUANT_KERNELS ?? "fast";
+    if (qk !== "fast" && qk !== "plain") throw new RangeError(`FP4LM_QUANT_KERNELS must be fast or plain, got ${JSON.stringify(qk)}`);
+    this.quantKernels = qk;
     this.drv = getDriver();
     const info = this.drv.useDevice(opts.device ?? 0);
     this.name = `cuda:${opts.device ?? 0} (${info.name})`;
@@ -120,6 +135,29 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     this.workspace = this.mem.alloc(this.workspaceBytes);
     this.checkSlots = this.mem.alloc(this.checkCapacity * 8);
     this.drv.memsetD32(this.checkSlots, 0xffffffff, this.checkCapacity * 2);
+    this.gemmScalars = this.mem.alloc(16);
+    this.drv.memcpyHtoD(this.gemmScalars, new Float32Array([1, 0, 1, 0]), 16);
+  }
+
+  /** Which NVFP4 quantizer kernels run from now on (tests compare the two). */
+  setQuantKernels(mode: QuantKernels): void {
+    this.quantKernels = mode;
+  }
+
+  get quantKernelMode(): QuantKernels {
+    return this.quantKernels;
+  }
+
+  /**
+   * Whether an NVFP4 operand of x (rows, cols), or xᵀ, runs the fast kernels, and if not why: they
+   * need an RHT of at most 16 (its butterflies stay in one thread) and, for xᵀ, cols % 4 == 0 (one
+   * 16-byte load per 4 columns); the caller's shape checks (C % 16, tiles) come first.
+   */
+  nvfp4KernelPath(spec: OperandSpec, rows: number, cols: number, transpose: boolean): { fast: boolean; reason: string } {
+    if (this.quantKernels === "plain") return { fast: false, reason: "FP4LM_QUANT_KERNELS=plain" };
+    if (spec.rht && spec.rht.size > 16) return { fast: false, reason: `RHT size ${spec.rht.size} > 16 (cross-thread butterflies)` };
+    if (transpose && cols % 4 !== 0) return { fast: false, reason: `columnwise operand with cols ${cols} not a multiple of 4` };
+    return { fast: true, reason: transpose ? "column kernel" : "row kernel" };
   }
 
   // --- kernels ---------------------------------------------------------------------------
@@ -132,7 +170,7 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     if (!mod) {
       const src = readFileSync(join(kernelsDir(), file), "utf8");
       // the quantizers must round exactly as the CPU twins: no FMA contraction there
-      mod = loadModule(src, file, { fmad: file === "quantize.cu" ? false : undefined }).module;
+      mod = loadModule(src, file, { fmad: file === "quantize.cu" || file === "quantize-fast.cu" ? false : undefined }).module;
       this.modules.set(file, mod);
     }
     f = this.drv.getFunction(mod, name);
@@ -356,17 +394,34 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
         if (spec.rht) checkMultiple(name, `an RHT of size ${spec.rht.size}`, shape, 1, spec.rht.size, "the transform mixes groups along the last dimension");
         const amax = this.scratch(4);
         this.drv.memsetD32(amax, 0, 1);
-        if (spec.rht) {
-          this.launch("quantize.cu", "rht_amax_f32", tiled, B256, 0, [ptr(x.ptr), i32(rows), i32(cols), i32(transpose ? 1 : 0), i32(spec.rht.size), ...mask.map((m) => i32(m | 0)), ptr(amax), ptr(slot)]);
-        } else {
-          this.launch("quantize.cu", "amax_f32", grid1(n, 256, 4096), B256, 0, [ptr(x.ptr), i64(n), ptr(amax), ptr(slot)]);
-        }
-        checked();
         const packed = this.scratch(n / 2), scales = this.scratch(n / 16), o = this.scratch(n * 2);
-        this.launch("quantize.cu", "nvfp4_quantize_f32", tiled, B256, 0, [
-          ptr(x.ptr), i32(rows), i32(cols), i32(transpose ? 1 : 0), i32(spec.block === "16x16" ? 1 : 0), ...rhtArgs, ...seedArgs,
-          ptr(amax), ptr(packed), ptr(scales), ptr(0n), ptr(o),
-        ]);
+        const tile2d = i32(spec.block === "16x16" ? 1 : 0);
+        if (this.nvfp4KernelPath(spec, rows, cols, transpose).fast && (x.ptr & 15n) === 0n) {
+          // quantize-fast.cu: one amax pass (16-byte loads; post-RHT amax in the quantize kernel's layout), one quantize pass
+          const [kind, grid, block]: ["rows" | "cols", Dim3, Dim3] = transpose
+            ? ["cols", [Math.ceil(rows / 64) * Math.ceil(cols / 128), 1, 1], [128, 1, 1]]
+            : ["rows", [Math.ceil(R / 16) * Math.ceil(C / 256), 1, 1], B256];
+          if (spec.rht) {
+            this.launch("quantize-fast.cu", `nvfp4_rht_amax_${kind}_f32`, grid, block, 0, [ptr(x.ptr), i32(rows), i32(cols), ...rhtArgs, ptr(amax), ptr(slot)]);
+          } else {
+            this.launch("quantize-fast.cu", "amax_v4_f32", grid1(n / 4, 1024, 2048), B256, 0, [ptr(x.ptr), i64(n / 4), ptr(amax), ptr(slot)]);
+          }
+          checked();
+          this.launch("quantize-fast.cu", `nvfp4_quantize_${kind}_f32`, grid, block, 0, [
+            ptr(x.ptr), i32(rows), i32(cols), tile2d, ...rhtArgs, ...seedArgs, ptr(amax), ptr(packed), ptr(scales), ptr(0n), ptr(o),
+          ]);
+        } else {
+          if (spec.rht) {
+            this.launch("quantize.cu", "rht_amax_f32", tiled, B256, 0, [ptr(x.ptr), i32(rows), i32(cols), i32(transpose ? 1 : 0), i32(spec.rht.size), ...mask.map((m) => i32(m | 0)), ptr(amax), ptr(slot)]);
+          } else {
+            this.launch("quantize.cu", "amax_f32", grid1(n, 256, 4096), B256, 0, [ptr(x.ptr), i64(n), ptr(amax), ptr(slot)]);
+          }
+          checked();
+          this.launch("quantize.cu", "nvfp4_quantize_f32", tiled, B256, 0, [
+            ptr(x.ptr), i32(rows), i32(cols), i32(transpose ? 1 : 0), tile2d, ...rhtArgs, ...seedArgs,
+            ptr(amax), ptr(packed), ptr(scales), ptr(0n), ptr(o),
+          ]);
+        }
         out.operand = { rows: R, cols: C, spec, ptr: o, dtype: "bf16", amaxPtr: amax };
         if (keep) {
           out.amax = out.operand.amax = this.readU32AsF32(amax);
@@ -454,7 +509,8 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
 
   /**
    * c (M, N) = alpha·A·Bᵀ (+ c); consumes (frees) both operands. NVFP4 operands carry their amax
-   * on the device: the GEMM runs with alpha 1 and gemm-epilogue.cu applies TE's alpha there.
+   * on the device: TE's alpha is computed there (gemm-epilogue.cu) and cuBLASLt reads it from device
+   * memory (FP4LM_QUANT_KERNELS=plain: the GEMM runs with alpha 1 and a kernel scales C after it).
    */
   gemm(c: CudaTensor, a: CudaOperand, b: CudaOperand, accumulate: boolean): void {
     if (a.cols !== b.cols) throw new RangeError(`gemm: operands disagree on K: A is ${a.rows}x${a.cols}, B is ${b.rows}x${b.cols}`);
@@ -468,6 +524,14 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     }));
     if (a.amaxPtr === undefined || b.amaxPtr === undefined) {
       run(c.ptr, accumulate ? 1 : 0);
+    } else if (this.quantKernels === "fast") {
+      // alpha computed on the device into gemmScalars[0]; cuBLASLt reads it (and beta 0 or 1 beside it) when the GEMM runs
+      this.launch("gemm-epilogue.cu", "nvfp4_alpha_store", [1, 1, 1], [32, 1, 1], 0, [ptr(this.gemmScalars), ptr(a.amaxPtr), ptr(b.amaxPtr), f32(INV_ALPHA)]);
+      this.timed(`gemm ${a.dtype} ${a.rows}x${b.rows}x${a.cols}`, () => gemmRowMajorTN(this.lt, {
+        M: a.rows, N: b.rows, K: a.cols, A: a.ptr, B: b.ptr, D: c.ptr, typeA: a.dtype === "bf16" ? CUDA_R_16BF : CUDA_R_32F, typeD: CUDA_R_32F,
+        alphaPtr: this.gemmScalars, betaPtr: this.gemmScalars + (accumulate ? 8n : 4n), workspace: this.workspace, workspaceBytes: this.workspaceBytes, stream: null,
+        aTransposed: a.transposed ?? false, bTransposed: b.transposed ?? false,
+      }));
     } else if (!accumulate) {
       run(c.ptr, 0);
       this.launch("gemm-epilogue.cu", "nvfp4_alpha_scale", grid1(c.size, 256, 8192), B256, 0, [ptr(c.ptr), ptr(a.amaxPtr), ptr(b.amaxPtr), f32(INV_ALPHA), i64(c.size)]);
@@ -762,6 +826,7 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     this.ropeTables.clear();
     this.mem.free(this.workspace);
     this.mem.free(this.checkSlots);
+    this.mem.free(this.gemmScalars);
     this.checks.length = 0;
     for (const e of [...this.eventPool, ...this.marks.flatMap((m) => [m.start, m.end])]) this.drv.eventDestroy(e);
     this.mem.trim();

@@ -22,3 +22,12 @@ extern "C" __global__ void nvfp4_alpha_axpy(float* c, const float* t, const unsi
   const float alpha = nvfp4_alpha(amax_a, amax_b, inv);
   for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) c[i] = __fadd_rn(c[i], __fmul_rn(alpha, t[i]));
 }
+
+/**
+ * nvfp4_alpha_store(float* out, const unsigned* amax_a, const unsigned* amax_b, float inv): out[0] = alpha,
+ * for cuBLASLt to read in CUBLASLT_POINTER_MODE_DEVICE (the GEMM then applies it itself: no pass
+ * over C). One thread; launch (1, 1, 1) x (32, 1, 1).
+ */
+extern "C" __global__ void nvfp4_alpha_store(float* out, const unsigned* amax_a, const unsigned* amax_b, float inv) {
+  if (blockIdx.x == 0 && threadIdx.x == 0) out[0] = nvfp4_alpha(amax_a, amax_b, inv);
+}

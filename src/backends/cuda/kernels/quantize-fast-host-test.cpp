@@ -1,0 +1,267 @@
+/**
+ * Host run of quantize-fast.cu itself, without a GPU: a small SIMT shim (every CUDA thread of a
+ * CTA is a host thread; __syncthreads and __shfl_xor_sync are barriers over the CTA or the warp;
+ * atomics under a mutex; CTAs one after another) compiles the kernel file unchanged with g++ and
+ * runs its kernels on the tensor cases of scripts/gen-common-cuh-cases.ts (fast_tensors.bin: the
+ * TS oracle's amax, codes, scales and operand values; tensors.bin / vec_tensors.bin: the cases in
+ * the fast kernels' domain), comparing every byte, and the first non-finite element the amax
+ * kernels report. What it checks that common-host-test.cpp cannot: the kernels' index arithmetic,
+ * tile/warp decomposition, edge tiles, 16x16 tile reductions and stores. What it cannot: timing,
+ * the GPU's memory model, NVRTC.
+ *
+ * Build and run: scripts/test-quantize-fast.sh (g++ -O1 -std=c++17 -ffp-contract=off -pthread).
+ */
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common.cuh"
+
+// ---------------------------------------------------------------- the SIMT shim
+
+struct dim3 {
+  unsigned x = 1, y = 1, z = 1;
+};
+static thread_local dim3 threadIdx, blockIdx;
+static dim3 blockDim, gridDim;
+static thread_local int t_lane = 0, t_warp = 0;
+
+#define __global__
+#define __device__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __restrict__ __restrict
+#define __shared__ static
+
+struct alignas(16) float4 { float x, y, z, w; };
+struct alignas(8) uint2 { unsigned x, y; };
+struct alignas(16) uint4 { unsigned x, y, z, w; };
+static inline float4 make_float4(float a, float b, float c, float d) { return {a, b, c, d}; }
+static inline uint2 make_uint2(unsigned a, unsigned b) { return {a, b}; }
+static inline uint4 make_uint4(unsigned a, unsigned b, unsigned c, unsigned d) { return {a, b, c, d}; }
+static inline unsigned __float_as_uint(float f) { unsigned u; memcpy(&u, &f, 4); return u; }
+static inline float __uint_as_float(unsigned u) { float f; memcpy(&f, &u, 4); return f; }
+
+struct Barrier {
+  std::mutex m;
+  std::condition_variable cv;
+  int n = 0, count = 0;
+  long gen = 0;
+  void wait() {
+    std::unique_lock<std::mutex> l(m);
+    const long g = gen;
+    if (++count == n) { count = 0; gen++; cv.notify_all(); }
+    else cv.wait(l, [&] { return gen != g; });
+  }
+};
+static Barrier* g_cta = nullptr;
+static std::vector<Barrier>* g_warps = nullptr;
+static std::vector<unsigned> g_shfl;
+static std::vector<unsigned> g_reduce;
+static std::mutex g_atomic;
+
+static inline void __syncthreads() { g_cta->wait(); }
+static inline unsigned __shfl_xor_sync(unsigned, unsigned v, int o) {
+  Barrier& b = (*g_warps)[t_warp];
+  g_shfl[t_warp * 32 + t_lane] = v;
+  b.wait();
+  const unsigned r = g_shfl[t_warp * 32 + (t_lane ^ o)];
+  b.wait();
+  return r;
+}
+static inline unsigned atomicMax(unsigned* a, unsigned v) {
+  std::lock_guard<std::mutex> l(g_atomic);
+  const unsigned old = *a;
+  if (v > old) *a = v;
+  return old;
+}
+static inline unsigned long long atomicMin(unsigned long long* a, unsigned long long v) {
+  std::lock_guard<std::mutex> l(g_atomic);
+  const unsigned long long old = *a;
+  if (v < old) *a = v;
+  return old;
+}
+
+namespace fp4q {
+/** common.cuh's device block_max_bits: the max reaches thread 0 (here every thread gets it). */
+inline u32 block_max_bits(u32 v, u32*) {
+  __syncthreads();
+  g_reduce[threadIdx.x] = v;
+  __syncthreads();
+  u32 m = 0;
+  for (unsigned i = 0; i < blockDim.x; i++) m = g_reduce[i] > m ? g_reduce[i] : m;
+  return m;
+}
+inline void atomic_max_nonneg_bits(unsigned* addr, u32 bits) {
+  if (bits != 0u) atomicMax(addr, bits);
+}
+}  // namespace fp4q
+
+#include "quantize-fast.cu"
+
+/** Run f as every thread of every CTA of a 1-D grid (CTAs in order). */
+static void launch(unsigned grid, unsigned block, const std::function<void()>& f) {
+  gridDim = {grid, 1, 1};
+  blockDim = {block, 1, 1};
+  for (unsigned b = 0; b < grid; b++) {
+    Barrier cta;
+    cta.n = (int)block;
+    std::vector<Barrier> warps(block / 32);
+    for (auto& w : warps) w.n = 32;
+    g_cta = &cta;
+    g_warps = &warps;
+    g_shfl.assign(block, 0);
+    g_reduce.assign(block, 0);
+    std::vector<std::thread> th;
+    for (unsigned t = 0; t < block; t++)
+      th.emplace_back([&, t] {
+        threadIdx = {t, 0, 0};
+        blockIdx = {b, 0, 0};
+        t_lane = (int)(t & 31);
+        t_warp = (int)(t >> 5);
+        f();
+      });
+    for (auto& t : th) t.join();
+  }
+}
+
+// ---------------------------------------------------------------- cases (gen-common-cuh-cases.ts format)
+
+static std::string g_dir;
+
+struct File {
+  std::vector<u32> w;
+  u32 count = 0;
+  size_t pos = 4;
+  u32 next() { return w.at(pos++); }
+  std::vector<u32> arr() { u32 n = next(); std::vector<u32> a(w.begin() + pos, w.begin() + pos + n); pos += n; return a; }
+  std::vector<u8> bytes() {
+    u32 n = next();
+    std::vector<u8> b(n);
+    for (u32 i = 0; i < n; i++) b[i] = (u8)(w.at(pos + i / 4) >> (8 * (i % 4)));
+    pos += (n + 3) / 4;
+    return b;
+  }
+};
+
+static File load(const char* name) {
+  File f;
+  std::string path = g_dir + "/" + name;
+  FILE* fp = fopen(path.c_str(), "rb");
+  if (!fp) { fprintf(stderr, "cannot open %s\n", path.c_str()); exit(2); }
+  fseek(fp, 0, SEEK_END);
+  long n = ftell(fp);
+  fseek(fp, 0, SEEK_SET);
+  f.w.resize(n / 4);
+  if (fread(f.w.data(), 4, f.w.size(), fp) != f.w.size()) { fprintf(stderr, "short read %s\n", path.c_str()); exit(2); }
+  fclose(fp);
+  if (f.w.size() < 4 || f.w[0] != 0x48435546u || f.w[1] != 1) { fprintf(stderr, "%s: bad header\n", name); exit(2); }
+  f.count = f.w[3];
+  return f;
+}
+
+struct Tensor {
+  u32 kind, rows, cols, transpose, opt, rht, m[4], sr, seed_lo, seed_hi, tensor_id, e5m2, pow2, bf16_exact;
+  int first_bad;
+  std::vector<float> x;
+  std::vector<u8> r8;
+  u32 amax;
+  std::vector<u8> packed, scales;
+  std::vector<u32> scale_inv, operand;
+};
+
+static Tensor read_tensor(File& f) {
+  Tensor t;
+  t.kind = f.next(); t.rows = f.next(); t.cols = f.next(); t.transpose = f.next(); t.opt = f.next(); t.rht = f.next();
+  for (auto& v : t.m) v = f.next();
+  t.sr = f.next(); t.seed_lo = f.next(); t.seed_hi = f.next(); t.tensor_id = f.next(); t.e5m2 = f.next(); t.pow2 = f.next();
+  t.bf16_exact = f.next();
+  t.first_bad = (int)f.next();
+  for (u32 b : f.arr()) t.x.push_back(bits_f32(b));
+  t.r8 = f.bytes();
+  t.amax = f.next();
+  t.packed = f.bytes();
+  t.scales = f.bytes();
+  t.scale_inv = f.arr();
+  t.operand = f.arr();
+  return t;
+}
+
+static long long g_cases = 0, g_bad = 0, g_skipped = 0;
+
+/** One tensor through the host's fast sequence (cuda-backend.ts quantizeBytes, nvfp4, fast path). */
+static void run_case(const Tensor& t, const char* file, u32 rec) {
+  const int rows = (int)t.rows, cols = (int)t.cols, n = (int)t.rht;
+  const bool tr = t.transpose != 0;
+  const int R = tr ? cols : rows, C = tr ? rows : cols;
+  // the host's choice (nvfp4KernelPath): RHT ≤ 16, xᵀ needs cols % 4 == 0; Philox SR only
+  if (t.kind != 0 || n > 16 || (tr && cols % 4 != 0) || !t.r8.empty() || C % 16 != 0) { g_skipped++; return; }
+  const long long N = (long long)R * C;
+  std::vector<float> x(t.x);
+  unsigned amax = 0;
+  unsigned long long slot = ~0ull;
+  const int s0 = (int)t.m[0], s1 = (int)t.m[1], s2 = (int)t.m[2], s3 = (int)t.m[3];
+  const unsigned rowGrid = (unsigned)(((R + 15) / 16) * ((C + 255) / 256));
+  const unsigned colGrid = (unsigned)(((rows + 63) / 64) * ((cols + 127) / 128));
+  if (n > 0) {
+    if (tr) launch(colGrid, 128, [&] { nvfp4_rht_amax_cols_f32(x.data(), rows, cols, n, s0, s1, s2, s3, &amax, &slot); });
+    else launch(rowGrid, 256, [&] { nvfp4_rht_amax_rows_f32(x.data(), rows, cols, n, s0, s1, s2, s3, &amax, &slot); });
+  } else {
+    const long long n4 = N / 4;
+    const unsigned g = (unsigned)std::max(1LL, std::min((n4 + 1023) / 1024, 3LL));  // a small grid: the grid-stride tails run too
+    launch(g, 256, [&] { amax_v4_f32(reinterpret_cast<const float4*>(x.data()), n4, &amax, &slot); });
+  }
+  std::vector<u8> packed(N / 2, 0xAA), scales(N / 16, 0xAA);
+  std::vector<float> op32(N, -1.0f);
+  std::vector<unsigned short> op16(N, 0xAAAA);
+  auto q = [&] {
+    if (tr) nvfp4_quantize_cols_f32(x.data(), rows, cols, (int)t.opt, n, s0, s1, s2, s3, (int)t.sr, t.seed_lo, t.seed_hi, t.tensor_id, &amax, packed.data(), scales.data(), op32.data(), op16.data());
+    else nvfp4_quantize_rows_f32(x.data(), rows, cols, (int)t.opt, n, s0, s1, s2, s3, (int)t.sr, t.seed_lo, t.seed_hi, t.tensor_id, &amax, packed.data(), scales.data(), op32.data(), op16.data());
+  };
+  launch(tr ? colGrid : rowGrid, tr ? 128 : 256, q);
+  long long bad = 0;
+  char first[200] = "";
+  auto miss = [&](const char* what, long long i, unsigned got, unsigned want) {
+    if (!bad++) snprintf(first, sizeof first, "%s[%lld] got 0x%x want 0x%x", what, i, got, want);
+  };
+  if (amax != t.amax) miss("amax", 0, amax, t.amax);
+  const int fb = slot == ~0ull ? -1 : (int)(slot >> 32);
+  if (fb != t.first_bad) miss("first_bad", 0, (unsigned)fb, (unsigned)t.first_bad);
+  if (fb >= 0 && (u32)slot != f32_bits(t.x[fb])) miss("first_bad value", fb, (u32)slot, f32_bits(t.x[fb]));
+  for (long long i = 0; i < N / 2; i++) if (packed[i] != t.packed[i]) miss("packed", i, packed[i], t.packed[i]);
+  for (long long i = 0; i < N / 16; i++) if (scales[i] != t.scales[i]) miss("scales", i, scales[i], t.scales[i]);
+  for (long long i = 0; i < N; i++) {
+    const u32 want = t.operand[i], got = f32_bits(op32[i]);
+    const bool nan = (want & 0x7fffffffu) > 0x7f800000u;
+    if (nan ? (got & 0x7fffffffu) <= 0x7f800000u : got != want) miss("operand", i, got, want);
+    if (!nan && op16[i] != (want >> 16)) miss("operand bf16", i, op16[i], want >> 16);
+  }
+  g_cases++;
+  if (bad) {
+    g_bad++;
+    if (g_bad <= 20)
+      printf("FAIL %s #%u (%d,%d)%s tile2d=%u rht=%d sr=%u: %lld mismatches, first %s\n", file, rec, rows, cols, tr ? "T" : "", t.opt, n, t.sr, bad, first);
+  }
+}
+
+static void run_file(const char* name) {
+  File f = load(name);
+  const long long before = g_cases, badBefore = g_bad, skipBefore = g_skipped;
+  for (u32 rec = 0; rec < f.count; rec++) run_case(read_tensor(f), name, rec);
+  printf("%-20s %lld tensors, %lld failed, %lld outside the fast kernels' domain\n", name, g_cases - before, g_bad - badBefore, g_skipped - skipBefore);
+}
+
+int main(int argc, char** argv) {
+  if (argc < 2) { fprintf(stderr, "usage: %s CASEDIR [files...]\n", argv[0]); return 2; }
+  g_dir = argv[1];
+  if (argc > 2) for (int i = 2; i < argc; i++) run_file(argv[i]);
+  else for (const char* n : {"fast_tensors.bin", "vec_tensors.bin", "tensors.bin"}) run_file(n);
+  printf("%lld tensors, %lld failed\n", g_cases, g_bad);
+  return g_bad || g_cases == 0 ? 1 : 0;
+}

@@ -1,0 +1,336 @@
+/**
+ * The bandwidth twins of quantize.cu's NVFP4 path: the same bytes (codes, E4M3 scales, tensor
+ * amax, BF16 GEMM operand) as quantize.cu's nvfp4_quantize_f32 / amax_f32 / rht_amax_f32 and so as
+ * the CPU oracle (quant/nvfp4.ts quantizeNVFP4 + nvfp4Operand), laid out for memory throughput:
+ * 16-byte loads straight from global memory (no shared-memory staging), each thread owning whole
+ * 16-element blocks, RHT16 in registers, 8/16-byte stores, one CTA per tile (no grid-stride tile
+ * loop, so many CTAs in flight). quantize.cu stays the plain twin (FP4LM_QUANT_KERNELS=plain).
+ * Scalar math: common.cuh (the same functions the plain kernels call). Launch shapes, shape rules
+ * and the host's choice between the two: quantize-kernels.md, section "fast kernels".
+ *
+ * Orientation as in quantize.cu: x is (rows, cols) row-major FP32; the quantized orientation is
+ * (R, C) = transpose ? (cols, rows) : (rows, cols); blocks, RHT groups and the SR element index
+ * e = r·C + c run along C of it; outputs are row-major in it.
+ *
+ * Requirements (the host checks them and otherwise runs quantize.cu): x, packed, scales and the
+ * operands 16-byte aligned (cudaMalloc'd); C % 16 == 0; RHT size 0, 2, 4, 8 or 16; the row kernels
+ * any R; the column kernels (transpose) cols % 4 == 0 (rows % 16 == 0 is C % 16); tile2d R % 16 == 0.
+ *
+ * Build (NVRTC): --gpu-architecture=sm_90a --std=c++17 --fmad=false (as quantize.cu).
+ */
+#include "common.cuh"
+#include "nonfinite.cuh"
+
+using namespace fp4q;
+
+// row kernels: CTA = 256 threads = 16 rows x 16 blocks of 16 (a 16x256 tile of (R, C))
+#define QF_ROW_THREADS 256
+// column kernels: CTA = 128 threads = 4 warps; warp w takes 16 original rows, lane l 4 original
+// columns (one float4 per row): a 64x128 tile of x, i.e. 128 quantized rows x 64 quantized columns
+#define QF_COL_THREADS 128
+
+// ---------------------------------------------------------------- per-thread pieces
+
+/** 16 consecutive fp32 values at p (16-byte aligned), or zeros when !valid. */
+__device__ __forceinline__ void load_row16(const float* __restrict__ p, bool valid, float v[16]) {
+#pragma unroll
+  for (int k = 0; k < 4; k++) {
+    const float4 q = valid ? reinterpret_cast<const float4*>(p)[k] : make_float4(0.f, 0.f, 0.f, 0.f);
+    v[4 * k] = q.x; v[4 * k + 1] = q.y; v[4 * k + 2] = q.z; v[4 * k + 3] = q.w;
+  }
+}
+
+/**
+ * 16 rows x 4 columns at p (row stride `cols` floats, p 16-byte aligned): v[j][i] = x[r0 + i][c + j],
+ * the 16-element block of quantized row c + j. Zeros when !valid.
+ */
+__device__ __forceinline__ void load_cols16x4(const float* __restrict__ p, long long cols, bool valid, float v[4][16]) {
+#pragma unroll
+  for (int i = 0; i < 16; i++) {
+    const float4 q = valid ? *reinterpret_cast<const float4*>(p + i * cols) : make_float4(0.f, 0.f, 0.f, 0.f);
+    v[0][i] = q.x; v[1][i] = q.y; v[2][i] = q.z; v[3][i] = q.w;
+  }
+}
+
+/**
+ * In place: v ← BF16(RHT_n(v)) for a block that starts at a multiple of 16 of its row, n ∈ {2, 4,
+ * 8, 16}: group position of element i is i mod n, so every butterfly stage stays in the thread.
+ * The same common.cuh steps as quantize.cu's segment_values (signs, stages h < n, one scale, one
+ * rounding), hence the same bits.
+ */
+__device__ __forceinline__ void rht_block16(float v[16], int n, u32 s0, u32 s1, u32 s2, u32 s3) {
+  double d[16];
+  rht_load_signed(v, d, 0, n, s0, s1, s2, s3);
+  rht_local_stages(d, n);
+#pragma unroll
+  for (int i = 0; i < 16; i++) v[i] = bf16_to_f32(rht_output_bf16(d[i], n));
+}
+
+/** Max of |v| ignoring NaN, as bits (quantize.cu segment_amax_bits). */
+__device__ __forceinline__ u32 amax16_bits(const float v[16]) {
+  u32 m = 0;
+#pragma unroll
+  for (int i = 0; i < 16; i++) {
+    const u32 a = abs_bits_nonan(v[i]);
+    m = a > m ? a : m;
+  }
+  return m;
+}
+
+/**
+ * Quantize one 16-element block whose first element has flat index e0 (e0 % 16 == 0) in the
+ * quantized orientation, with block amax `bam` (bits), and write its 8 code bytes, its scale byte
+ * (index e0 / 16 = r·C/16 + c/16) and its 16 operand values. Arithmetic = nvfp4_quantize_impl.
+ */
+template <bool SR>
+__device__ __forceinline__ void emit_block(const float v[16], u32 bam, const Nvfp4TensorScales& ts, u32 seed_lo, u32 seed_hi, u32 tensor_id,
+                                           long long e0, unsigned char* __restrict__ packed, unsigned char* __restrict__ scales,
+                                           float* __restrict__ operand_out, unsigned short* __restrict__ operand_bf16_out) {
+  const u32 byte = nvfp4_block_scale_byte(__uint_as_float(bam), ts.mult);
+  const float enc = nvfp4_encode_scale(byte, ts.s_dec);
+  const float sf = e4m3_decode(byte);
+  Philox4 rnd = {0u, 0u, 0u, 0u};
+  if (SR) rnd = philox_sr_block((u64)e0, seed_lo, seed_hi, tensor_id);
+  u32 lo = 0, hi = 0;
+  float o[16];
+#pragma unroll
+  for (int i = 0; i < 16; i++) {
+    const float y = fmul_rn(v[i], enc);
+    const u32 code = SR ? e2m1_sr(y, philox_byte(rnd, i)) : e2m1_rn(y);
+    if (i < 8) lo |= code << (4 * i); else hi |= code << (4 * (i - 8));
+    o[i] = fmul_rn(e2m1_decode(code), sf);  // = nvfp4_operand_value(code, byte)
+  }
+  *reinterpret_cast<uint2*>(packed + (e0 >> 1)) = make_uint2(lo, hi);
+  scales[e0 >> 4] = (unsigned char)byte;
+  if (operand_bf16_out) {
+    // e2m1 · sf has ≤ 5 significant bits and BF16's range: the top half of the fp32 is exact
+    u32 w[8];
+#pragma unroll
+    for (int k = 0; k < 8; k++) w[k] = (__float_as_uint(o[2 * k]) >> 16) | (__float_as_uint(o[2 * k + 1]) & 0xffff0000u);
+    uint4* p = reinterpret_cast<uint4*>(operand_bf16_out + e0);
+    p[0] = make_uint4(w[0], w[1], w[2], w[3]);
+    p[1] = make_uint4(w[4], w[5], w[6], w[7]);
+  }
+  if (operand_out) {
+    float4* p = reinterpret_cast<float4*>(operand_out + e0);
+#pragma unroll
+    for (int k = 0; k < 4; k++) p[k] = make_float4(o[4 * k], o[4 * k + 1], o[4 * k + 2], o[4 * k + 3]);
+  }
+}
+
+// ================================================================ amax (no RHT), 16-byte loads
+
+/**
+ * amax_v4_f32(const float4* x, long long n4, unsigned* amax_bits, unsigned long long* bad)
+ *   amax_f32 on 4·n4 elements read as float4 (x 16-byte aligned, n % 4 == 0): amax_bits ←
+ *   max(amax_bits, bits of max |x| ignoring NaN); the non-finite check of element 4·i + k into
+ *   `bad` (nullable). Host zeroes *amax_bits. Grid-stride, any grid; blockDim 256.
+ */
+extern "C" __global__ void __launch_bounds__(256) amax_v4_f32(const float4* __restrict__ x, long long n4, unsigned* amax_bits, unsigned long long* bad) {
+  __shared__ u32 scratch[32];
+  const long long stride = (long long)gridDim.x * blockDim.x;
+  u32 m = 0;
+  long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  // four independent 16-byte loads in flight per thread, then the tail one at a time
+  for (; i + 3 * stride < n4; i += 4 * stride) {
+    float4 q[4];
+#pragma unroll
+    for (int u = 0; u < 4; u++) q[u] = x[i + u * stride];
+#pragma unroll
+    for (int u = 0; u < 4; u++) {
+      const long long e = 4 * (i + u * stride);
+      const float f[4] = {q[u].x, q[u].y, q[u].z, q[u].w};
+#pragma unroll
+      for (int k = 0; k < 4; k++) {
+        note_nonfinite(bad, e + k, f[k]);
+        const u32 a = abs_bits_nonan(f[k]);
+        m = a > m ? a : m;
+      }
+    }
+  }
+  for (; i < n4; i += stride) {
+    const float4 q = x[i];
+    const float f[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+      note_nonfinite(bad, 4 * i + k, f[k]);
+      const u32 a = abs_bits_nonan(f[k]);
+      m = a > m ? a : m;
+    }
+  }
+  m = block_max_bits(m, scratch);
+  if (threadIdx.x == 0) atomic_max_nonneg_bits(amax_bits, m);
+}
+
+// ================================================================ RHT amax (post-transform, per orientation)
+
+/**
+ * nvfp4_rht_amax_rows_f32(const float* x, int R, int C, int size, int s0, int s1, int s2, int s3,
+ *                         unsigned* amax_bits, unsigned long long* bad)
+ *   rht_amax_f32 with transpose = 0 (x is (R, C)): amax_bits ← max(…, max |BF16(RHT_size(x))|),
+ *   size ∈ {2, 4, 8, 16}, C % 16 == 0; non-finite check of x into `bad`. Host zeroes *amax_bits.
+ *   Grid: ceil(R/16)·ceil(C/256) CTAs of 256 (tile t: row band t / ceil(C/256), column band t % …).
+ */
+extern "C" __global__ void __launch_bounds__(QF_ROW_THREADS) nvfp4_rht_amax_rows_f32(const float* __restrict__ x, int R, int C, int size, int s0, int s1, int s2, int s3,
+                                                                                   unsigned* amax_bits, unsigned long long* bad) {
+  __shared__ u32 scratch[32];
+  const int tilesC = (C + 255) >> 8;
+  const int tr = (int)(blockIdx.x / tilesC), tc = (int)(blockIdx.x % tilesC);
+  const int r = tr * 16 + (threadIdx.x >> 4), c = tc * 256 + (threadIdx.x & 15) * 16;
+  const bool valid = r < R && c < C;
+  const long long e0 = (long long)r * C + c;
+  float v[16];
+  load_row16(x + (valid ? e0 : 0), valid, v);
+  if (valid) {
+#pragma unroll
+    for (int i = 0; i < 16; i++) note_nonfinite(bad, e0 + i, v[i]);
+  }
+  if (size == 16) rht_block16(v, 16, (u32)s0, (u32)s1, (u32)s2, (u32)s3);
+  else rht_block16(v, size, (u32)s0, (u32)s1, (u32)s2, (u32)s3);
+  u32 m = amax16_bits(v);  // zero padding transforms to zeros
+  m = block_max_bits(m, scratch);
+  if (threadIdx.x == 0) atomic_max_nonneg_bits(amax_bits, m);
+}
+
+/**
+ * nvfp4_rht_amax_cols_f32(const float* x, int rows, int cols, int size, int s0, int s1, int s2, int s3,
+ *                         unsigned* amax_bits, unsigned long long* bad)
+ *   rht_amax_f32 with transpose = 1: the RHT runs over groups of `size` consecutive ORIGINAL rows
+ *   of each column (the quantized orientation is xᵀ); size ∈ {2, 4, 8, 16}, rows % 16 == 0,
+ *   cols % 4 == 0; non-finite check of x (flat row-major index) into `bad`. Host zeroes *amax_bits.
+ *   Grid: ceil(rows/64)·ceil(cols/128) CTAs of 128 (tile t: row band t / ceil(cols/128), column
+ *   stripe t % ceil(cols/128)).
+ */
+extern "C" __global__ void __launch_bounds__(QF_COL_THREADS) nvfp4_rht_amax_cols_f32(const float* __restrict__ x, int rows, int cols, int size, int s0, int s1, int s2, int s3,
+                                                                                   unsigned* amax_bits, unsigned long long* bad) {
+  __shared__ u32 scratch[32];
+  const int tilesCols = (cols + 127) >> 7;
+  const int band = (int)(blockIdx.x / tilesCols), stripe = (int)(blockIdx.x % tilesCols);
+  const int r0 = band * 64 + (threadIdx.x >> 5) * 16, c = stripe * 128 + (threadIdx.x & 31) * 4;
+  const bool valid = r0 < rows && c < cols;
+  const long long i0 = (long long)r0 * cols + c;
+  float v[4][16];
+  load_cols16x4(x + (valid ? i0 : 0), cols, valid, v);
+  if (valid) {
+#pragma unroll
+    for (int i = 0; i < 16; i++) {
+#pragma unroll
+      for (int j = 0; j < 4; j++) note_nonfinite(bad, i0 + (long long)i * cols + j, v[j][i]);
+    }
+  }
+  u32 m = 0;
+#pragma unroll
+  for (int j = 0; j < 4; j++) {
+    if (size == 16) rht_block16(v[j], 16, (u32)s0, (u32)s1, (u32)s2, (u32)s3);
+    else rht_block16(v[j], size, (u32)s0, (u32)s1, (u32)s2, (u32)s3);
+    const u32 a = amax16_bits(v[j]);
+    m = a > m ? a : m;
+  }
+  m = block_max_bits(m, scratch);
+  if (threadIdx.x == 0) atomic_max_nonneg_bits(amax_bits, m);
+}
+
+// ================================================================ NVFP4 quantize
+
+/**
+ * The row kernel's body: the thread's block is row r = 16·(t / tilesC) + threadIdx/16, columns
+ * c = 256·(t % tilesC) + 16·(threadIdx % 16) .. +15 of (R, C) = x's own orientation.
+ */
+template <bool SR>
+__device__ __forceinline__ void nvfp4_rows_body(const float* __restrict__ x, int R, int C, int tile2d, int rht_size, u32 s0, u32 s1, u32 s2, u32 s3,
+                                                u32 seed_lo, u32 seed_hi, u32 tensor_id, const unsigned* amax_bits, unsigned char* packed,
+                                                unsigned char* scales, float* operand_out, unsigned short* operand_bf16_out) {
+  __shared__ u32 tam[16][17];
+  const int tilesC = (C + 255) >> 8;
+  const int tr = (int)(blockIdx.x / tilesC), tc = (int)(blockIdx.x % tilesC);
+  const int lr = threadIdx.x >> 4, seg = threadIdx.x & 15;
+  const int r = tr * 16 + lr, c = tc * 256 + seg * 16;
+  const bool valid = r < R && c < C;
+  const long long e0 = (long long)r * C + c;
+  float v[16];
+  load_row16(x + (valid ? e0 : 0), valid, v);
+  if (rht_size == 16) rht_block16(v, 16, s0, s1, s2, s3);
+  else if (rht_size > 0) rht_block16(v, rht_size, s0, s1, s2, s3);
+  u32 bam = amax16_bits(v);
+  if (tile2d) {  // the 16x16 tile = this block's column of blocks over the CTA's 16 rows (R % 16 == 0)
+    tam[lr][seg] = bam;
+    __syncthreads();
+#pragma unroll
+    for (int k = 0; k < 16; k++) { const u32 t = tam[k][seg]; bam = t > bam ? t : bam; }
+  }
+  if (!valid) return;
+  const Nvfp4TensorScales ts = nvfp4_tensor_scales(__uint_as_float(*amax_bits));
+  emit_block<SR>(v, bam, ts, seed_lo, seed_hi, tensor_id, e0, packed, scales, operand_out, operand_bf16_out);
+}
+
+/**
+ * nvfp4_quantize_rows_f32(const float* x, int R, int C, int tile2d, int rht_size, int s0, int s1, int s2, int s3,
+ *                         int sr, unsigned seed_lo, unsigned seed_hi, unsigned tensor_id, const unsigned* amax_bits,
+ *                         unsigned char* packed, unsigned char* scales, float* operand_out, unsigned short* operand_bf16_out)
+ *   = nvfp4_quantize_f32 with transpose = 0 (same outputs, bytes and arguments less `transpose`).
+ *   rht_size ∈ {0, 2, 4, 8, 16}; tile2d needs R % 16 == 0. Grid: ceil(R/16)·ceil(C/256) CTAs of 256.
+ */
+extern "C" __global__ void __launch_bounds__(QF_ROW_THREADS) nvfp4_quantize_rows_f32(const float* __restrict__ x, int R, int C, int tile2d, int rht_size,
+                                                                                   int s0, int s1, int s2, int s3, int sr, unsigned seed_lo, unsigned seed_hi,
+                                                                                   unsigned tensor_id, const unsigned* amax_bits, unsigned char* packed,
+                                                                                   unsigned char* scales, float* operand_out, unsigned short* operand_bf16_out) {
+  if (sr) nvfp4_rows_body<true>(x, R, C, tile2d, rht_size, (u32)s0, (u32)s1, (u32)s2, (u32)s3, seed_lo, seed_hi, tensor_id, amax_bits, packed, scales, operand_out, operand_bf16_out);
+  else nvfp4_rows_body<false>(x, R, C, tile2d, rht_size, (u32)s0, (u32)s1, (u32)s2, (u32)s3, seed_lo, seed_hi, tensor_id, amax_bits, packed, scales, operand_out, operand_bf16_out);
+}
+
+/**
+ * The column kernel's body: x is (rows, cols); the quantized orientation is (R, C) = (cols, rows).
+ * Warp w of tile t takes original rows r0 = 64·(t / tilesCols) + 16·w .. +15, lane l original
+ * columns c = 128·(t % tilesCols) + 4·l .. +3: quantized rows c .. c+3, one 16-block each at
+ * quantized column r0 (flat index e0 = (c + j)·rows + r0).
+ */
+template <bool SR>
+__device__ __forceinline__ void nvfp4_cols_body(const float* __restrict__ x, int rows, int cols, int tile2d, int rht_size, u32 s0, u32 s1, u32 s2, u32 s3,
+                                                u32 seed_lo, u32 seed_hi, u32 tensor_id, const unsigned* amax_bits, unsigned char* packed,
+                                                unsigned char* scales, float* operand_out, unsigned short* operand_bf16_out) {
+  const int tilesCols = (cols + 127) >> 7;
+  const int band = (int)(blockIdx.x / tilesCols), stripe = (int)(blockIdx.x % tilesCols);
+  const int r0 = band * 64 + (threadIdx.x >> 5) * 16, c = stripe * 128 + (threadIdx.x & 31) * 4;
+  const bool valid = r0 < rows && c < cols;
+  float v[4][16];
+  load_cols16x4(x + (valid ? (long long)r0 * cols + c : 0), cols, valid, v);
+  u32 bam[4];
+#pragma unroll
+  for (int j = 0; j < 4; j++) {
+    if (rht_size == 16) rht_block16(v[j], 16, s0, s1, s2, s3);
+    else if (rht_size > 0) rht_block16(v[j], rht_size, s0, s1, s2, s3);
+    bam[j] = amax16_bits(v[j]);
+  }
+  if (tile2d) {  // the 16x16 tile: quantized rows c & ~15 .. +15 = lanes 4k .. 4k+3 (cols % 16 == 0), this thread's 16 columns
+    u32 m = bam[0];
+#pragma unroll
+    for (int j = 1; j < 4; j++) m = bam[j] > m ? bam[j] : m;
+#pragma unroll
+    for (int o = 1; o < 4; o <<= 1) { const u32 t = __shfl_xor_sync(0xffffffffu, m, o); m = t > m ? t : m; }
+#pragma unroll
+    for (int j = 0; j < 4; j++) bam[j] = m;
+  }
+  if (!valid) return;
+  const Nvfp4TensorScales ts = nvfp4_tensor_scales(__uint_as_float(*amax_bits));
+#pragma unroll
+  for (int j = 0; j < 4; j++) {
+    const long long e0 = (long long)(c + j) * rows + r0;
+    emit_block<SR>(v[j], bam[j], ts, seed_lo, seed_hi, tensor_id, e0, packed, scales, operand_out, operand_bf16_out);
+  }
+}
+
+/**
+ * nvfp4_quantize_cols_f32(const float* x, int rows, int cols, int tile2d, int rht_size, int s0, int s1, int s2, int s3,
+ *                         int sr, unsigned seed_lo, unsigned seed_hi, unsigned tensor_id, const unsigned* amax_bits,
+ *                         unsigned char* packed, unsigned char* scales, float* operand_out, unsigned short* operand_bf16_out)
+ *   = nvfp4_quantize_f32 with transpose = 1 (x is (rows, cols); outputs (cols, rows)-oriented).
+ *   rows % 16 == 0, cols % 4 == 0 (tile2d: cols % 16 == 0), rht_size ∈ {0, 2, 4, 8, 16}.
+ *   Grid: ceil(rows/64)·ceil(cols/128) CTAs of 128.
+ */
+extern "C" __global__ void __launch_bounds__(QF_COL_THREADS) nvfp4_quantize_cols_f32(const float* __restrict__ x, int rows, int cols, int tile2d, int rht_size,
+                                                                                   int s0, int s1, int s2, int s3, int sr, unsigned seed_lo, unsigned seed_hi,
+                                                                                   unsigned tensor_id, const unsigned* amax_bits, unsigned char* packed,
+                                                                                   unsigned char* scales, float* operand_out, unsigned short* operand_bf16_out) {
+  if (sr) nvfp4_cols_body<true>(x, rows, cols, tile2d, rht_size, (u32)s0, (u32)s1, (u32)s2, (u32)s3, seed_lo, seed_hi, tensor_id, amax_bits, packed, scales, operand_out, operand_bf16_out);
+  else nvfp4_cols_body<false>(x, rows, cols, tile2d, rht_size, (u32)s0, (u32)s1, (u32)s2, (u32)s3, seed_lo, seed_hi, tensor_id, amax_bits, packed, scales, operand_out, operand_bf16_out);
+}
