@@ -5,7 +5,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { gpuBackend, randn } from "./gpu.ts";
+import { gpuBackend, randn, relMaxErr } from "./gpu.ts";
 import { quantizeNVFP4 } from "../../src/quant/nvfp4.ts";
 import { quantizeMXFP4 } from "../../src/quant/mxfp4.ts";
 import { quantizeFP8 } from "../../src/quant/fp8.ts";
@@ -128,4 +128,74 @@ test("quantizers: NaN/Inf on the GPU raise the CPU's NonFiniteError with the ele
     },
     (e: Error) => e instanceof NonFiniteError && /blocks\.0\.mlp\.fc1\.fprop\.input: element \[5, 7\] \(flat index 167\) is Infinity/.test(e.message),
   );
+});
+
+test("quantizers: fast NVFP4 kernels (quantize-fast.cu) = plain kernels (quantize.cu), byte for byte, GPT-sized and edge shapes", (t) => {
+  const be = gpuBackend(t);
+  if (!be) return;
+  const mode = be.quantKernelMode;
+  const nv: OperandSpec[] = SPECS.filter((s) => s.format === "nvfp4");
+  nv.push({ format: "nvfp4", block: "16x16", rounding: "sr", rht: { size: 8, signs: "per-tensor" } });
+  // (rows, cols): GPT-124M's activations at 1024 tokens (768, the q/k/v width 1280, 3072), partial tiles of
+  // both kernels (784 = 3·256 + 16 columns; 1040 rows = 16 bands of 64 + 16), a columnwise copy the fast
+  // kernels do not take (cols 36 % 4 == 0 but 18 % 4 != 0)
+  const shapes: [number, number][] = [[1024, 768], [1024, 1280], [512, 3072], [1040, 784], [48, 36], [64, 18]];
+  let fastRuns = 0;
+  try {
+    shapes.forEach(([rows, cols], si) => {
+      const x = randn(rows * cols, 500 + si, si % 2 ? 0.02 : 4);
+      const dx = be.fromArray(x, [rows, cols]);
+      nv.forEach((spec, k) => {
+        for (const tr of [false, true]) {
+          const [R, C] = tr ? [cols, rows] : [rows, cols];
+          if (C % 16 || (spec.block === "16x16" && R % 16) || (spec.rht && C % spec.rht.size)) continue;
+          const st: OperandStream = { seed: 99 + si, gemmId: 13 * k + si, slot: tr ? 1 : 0 };
+          const label = `${JSON.stringify(spec)} [${rows},${cols}]${tr ? "ᵀ" : ""}`;
+          be.setQuantKernels("plain");
+          const p = be.quantizeBytes(dx, rows, cols, spec, tr, st, "x");
+          be.setQuantKernels("fast");
+          if (be.nvfp4KernelPath(spec, rows, cols, tr).fast) fastRuns++;
+          const f = be.quantizeBytes(dx, rows, cols, spec, tr, st, "x");
+          assert.ok(Object.is(f.amax, p.amax), `${label}: amax ${f.amax} vs ${p.amax}`);
+          assert.ok(Buffer.from(f.packed!).equals(Buffer.from(p.packed!)), `${label}: codes`);
+          assert.ok(Buffer.from(f.scales!).equals(Buffer.from(p.scales!)), `${label}: scales`);
+          const fo = download(be, f.operand), po = download(be, p.operand);
+          assert.ok(Buffer.from(fo.buffer).equals(Buffer.from(po.buffer)), `${label}: GEMM operand`);
+          be.releaseOperand(f.operand);
+          be.releaseOperand(p.operand);
+        }
+      });
+    });
+  } finally {
+    be.setQuantKernels(mode);
+  }
+  assert.equal(be.nvfp4KernelPath(nv[0], 64, 18, true).fast, false);
+  assert.ok(fastRuns > 40, `${fastRuns} operands took the fast kernels`);
+});
+
+test("NVFP4 GEMM: alpha read by cuBLASLt from device memory = the plain alpha pass after the GEMM", (t) => {
+  const be = gpuBackend(t);
+  if (!be) return;
+  const mode = be.quantKernelMode;
+  const M = 256, N = 384, K = 768;
+  const spec: OperandSpec = { format: "nvfp4", block: "1x16", rounding: "rtn" };
+  const a = be.fromArray(randn(M * K, 71, 3), [M, K]), b = be.fromArray(randn(N * K, 72, 0.05), [N, K]);
+  const c0 = randn(M * N, 73);
+  const out: Float32Array[] = [];
+  try {
+    for (const m of ["plain", "fast"] as const) {
+      be.setQuantKernels(m);
+      for (const accumulate of [false, true]) {
+        const c = be.fromArray(c0, [M, N]);
+        be.gemm(c, be.quantize(a, M, K, spec, false, { seed: 1, gemmId: 2, slot: 0 }, "a"), be.quantize(b, N, K, spec, false, { seed: 1, gemmId: 2, slot: 1 }, "b"), accumulate);
+        out.push(be.toArray(c));
+      }
+    }
+  } finally {
+    be.setQuantKernels(mode);
+  }
+  const [plain0, plain1, fast0, fast1] = out;
+  assert.ok(relMaxErr(fast0, plain0) <= 1e-6, `beta 0: ${relMaxErr(fast0, plain0)}`);
+  assert.ok(relMaxErr(fast1, plain1) <= 1e-6, `beta 1: ${relMaxErr(fast1, plain1)}`);
+  assert.ok(relMaxErr(plain1, plain0) > 1e-3, "accumulate added C");
 });
