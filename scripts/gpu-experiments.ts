@@ -23,13 +23,14 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, wri
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 
-export const HORIZONS: Record<string, { model: string; tokensPerParam: number }> = {
-  short: { model: "exp-short", tokensPerParam: 20 },
-  long: { model: "exp-long", tokensPerParam: 200 },
+/** model, tokens per non-embedding parameter and batch (sequences of 1024) of each horizon */
+export const HORIZONS: Record<string, { model: string; tokensPerParam: number; batchSize: number }> = {
+  short: { model: "exp-short", tokensPerParam: 20, batchSize: 16 },
+  long: { model: "exp-long", tokensPerParam: 200, batchSize: 32 },
 };
 
-/** Settings every GPU experiment job uses (batch, evaluation cadence); the horizon picks model and tokens. */
-export const GPU_EXPERIMENT_SETTINGS = ["--batchSize=32", "--evalEvery=100", "--evalBatches=16", "--device", "cuda"];
+/** Settings every GPU experiment job uses (evaluation cadence, device); the horizon picks model, tokens and batch. */
+export const GPU_EXPERIMENT_SETTINGS = ["--evalEvery=100", "--evalBatches=16", "--device", "cuda"];
 
 export interface Job {
   suite: string;
@@ -54,7 +55,7 @@ export function parseJob(spec: string): Job {
 export function jobArgs(job: Job, out: string, data: string, extra: string[]): string[] {
   const h = HORIZONS[job.horizon];
   return [
-    "experiment", job.suite, "--model", h.model, "--tokens-per-param", String(h.tokensPerParam), "--seeds", "1", `--seed=${1337 + job.seed}`,
+    "experiment", job.suite, "--model", h.model, "--tokens-per-param", String(h.tokensPerParam), `--batchSize=${h.batchSize}`, "--seeds", "1", `--seed=${1337 + job.seed}`,
     ...(job.runs.length ? ["--only", job.runs.join(",")] : []), "--out", out, `--data.dir=${data}`, ...GPU_EXPERIMENT_SETTINGS, ...extra,
   ];
 }

@@ -37,14 +37,16 @@ export const MODEL_PRESETS: Record<string, Omit<ModelConfig, "vocabSize">> = {
   /** GPT-2 124M's width and depth, with the paper's block (GQA 12/4, squared ReLU) */
   gpt124m: { dModel: 768, nLayers: 12, nHeads: 12, nKvHeads: 4, dFF: 3072, seqLen: 1024, ropeTheta: 10000, normEps: 1e-5 },
   // The GPU experiment suites' two horizons (issue 5): the paper's ablation Transformer (App. A.3:
-  // FFN 3·d, GQA 2:1, squared ReLU, RoPE) scaled down, head size 64, T 1024, 6 blocks (so that
-  // first and last blocks differ). Sized so that a suite (~20 runs × 2 seeds) fits a few
-  // ten-minute calls of one H200 with several runs sharing the GPU (scripts/gpu-experiments.ts);
-  // with the regcorpus GPU subset (40M train tokens in BPE 8192) the long horizon is ~4 epochs.
-  /** 20 tokens per parameter: 3.54M non-embedding parameters × 20 = 71M tokens */
-  "exp-short": { dModel: 256, nLayers: 6, nHeads: 4, nKvHeads: 2, dFF: 768, seqLen: 1024, ropeTheta: 10000, normEps: 1e-5 },
-  /** ≥ 200 tokens per parameter: 0.885M non-embedding parameters × 200 = 177M tokens */
-  "exp-long": { dModel: 128, nLayers: 6, nHeads: 2, nKvHeads: 1, dFF: 384, seqLen: 1024, ropeTheta: 10000, normEps: 1e-5 },
+  // FFN 3·d, GQA 2:1, squared ReLU, RoPE) scaled down to head size 64, T 1024. Sized by what one
+  // H200 did (BENCHMARKS.md, "experiment sizes"): ~1.4M tokens/s for d 128 in NVFP4 with four runs
+  // sharing the GPU under MPS, so that a suite (~20 runs × 2 seeds) fits one ten-minute call at the
+  // short horizon and ~3 at the long one (scripts/gpu-experiments.ts). The regcorpus GPU subset
+  // has 40M train tokens (BPE 8192): the long horizon is ~3 epochs.
+  /** 20 tokens per parameter: 0.885M non-embedding parameters × 20 = 17.7M tokens (6 blocks, so
+   * that first and last blocks differ) */
+  "exp-short": { dModel: 128, nLayers: 6, nHeads: 2, nKvHeads: 1, dFF: 384, seqLen: 1024, ropeTheta: 10000, normEps: 1e-5 },
+  /** ≥ 200 tokens per parameter, a smaller model: 0.59M non-embedding parameters × 200 = 118M tokens */
+  "exp-long": { dModel: 128, nLayers: 4, nHeads: 2, nKvHeads: 1, dFF: 384, seqLen: 1024, ropeTheta: 10000, normEps: 1e-5 },
 };
 
 export class ConfigError extends Fp4lmError {
