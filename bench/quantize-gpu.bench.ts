@@ -4,15 +4,18 @@
  * 8192x8192 FP32 input, timed with CUDA events per kernel (median of 5 after a warm-up), against
  * the HBM copy bandwidth measured in the same run. "min bytes" counts one read of the input and
  * every output written once; the achieved rate is min bytes / time. Writes
- * bench/results/quantize-gpu.json. Usage: npx tsx bench/quantize-gpu.bench.ts [--size 8192]
+ * bench/results/quantize-gpu.json. Then every NVFP4 operand of one GPT-124M training step (its
+ * shapes at B·T = 16384 tokens), with the fast kernels (quantize-fast.cu) and the plain ones
+ * (quantize.cu): per kernel ms, GB/s of the bytes it must move and % of the copy ceiling, and the
+ * step's total. Usage: npx tsx bench/quantize-gpu.bench.ts [--size 8192] [--tokens 16384] [--blocks 10]
  */
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { CudaBackend } from "../src/backends/cuda/cuda-backend.ts";
+import { CudaBackend, CudaTensor } from "../src/backends/cuda/cuda-backend.ts";
 import type { OperandSpec } from "../src/recipes/operand.ts";
 import { textTable } from "../src/cli/text-table.ts";
 
-const { values } = parseArgs({ options: { size: { type: "string" } } });
+const { values } = parseArgs({ options: { size: { type: "string" }, tokens: { type: "string" }, blocks: { type: "string" } } });
 const S = Number(values.size ?? 8192), n = S * S;
 const be = new CudaBackend();
 const x = new Float32Array(n);
@@ -61,5 +64,78 @@ for (const [name, spec, tr, outBytes] of cases) {
 }
 console.log(`GPU quantizers, ${S}x${S} FP32 input; HBM copy ceiling ${copyGBs.toFixed(0)} GB/s (read + write) measured in this run`);
 console.log(textTable([["operand", "ms", "min bytes (MB)", "GB/s", "% of copy"], ...rows.map((r) => [r.name as string, (r.ms as number).toFixed(3), ((r.minBytes as number) / 1e6).toFixed(0), (r.gbs as number).toFixed(0), (100 * (r.ofCopy as number)).toFixed(0) + "%"])], [false, true, true, true, true]));
-writeFileSync(new URL("./results/quantize-gpu.json", import.meta.url), JSON.stringify({ date: new Date().toISOString(), size: S, copyGBs, rows }, null, 1) + "\n");
+
+// ---- GPT-124M: every NVFP4 operand of one training step, fast kernels (quantize-fast.cu) vs plain (quantize.cu)
+// tokens BT = 16384 (B 16 x T 1024); linears (in K, out N): qkv 768→1280, proj 768→768, fc1 768→3072, fc2 3072→768;
+// per linear: Fprop X (BT,K) 1x16 RTN and W (N,K) 16x16; Dgrad dY (BT,N) 1x16 SR and Wᵀ 16x16; Wgrad dYᵀ and Xᵀ RHT16 (SR on dYᵀ).
+// Each kernel's bytes: an amax pass reads the input (4 B/elem); a quantize pass reads it and writes codes,
+// scales and the BF16 operand (4 + 0.5 + 1/16 + 2 B/elem).
+const BT = values.tokens ? Number(values.tokens) : 16384, blocks = values.blocks ? Number(values.blocks) : 10;
+const linears: [string, number, number][] = [["qkv", 768, 1280], ["proj", 768, 768], ["fc1", 768, 3072], ["fc2", 3072, 768]];
+const rtn: OperandSpec = { format: "nvfp4", block: "1x16", rounding: "rtn" };
+const sr: OperandSpec = { format: "nvfp4", block: "1x16", rounding: "sr" };
+const w2d: OperandSpec = { format: "nvfp4", block: "16x16", rounding: "rtn" };
+const rht = { size: 16, signs: "fixed" as const };
+const ops: [string, number, number, OperandSpec, boolean][] = [];
+for (const [lin, K, N] of linears) {
+  ops.push([`${lin} Fprop X`, BT, K, rtn, false], [`${lin} Fprop W`, N, K, w2d, false], [`${lin} Dgrad dY`, BT, N, sr, false], [`${lin} Dgrad Wᵀ`, N, K, w2d, true]);
+  ops.push([`${lin} Wgrad dYᵀ`, BT, N, { ...sr, rht }, true], [`${lin} Wgrad Xᵀ`, BT, K, { ...rtn, rht }, true]);
+}
+const maxN = Math.max(...ops.map(([, r, c]) => r * c));
+const big = be.alloc([maxN]);
+{
+  const chunk = new Float32Array(1 << 22);
+  for (let i = 0; i < chunk.length; i++) chunk[i] = Math.sin(i * 12.9898) * 43758.5453 % 1;
+  for (let o = 0; o < maxN; o += chunk.length) {
+    const len = Math.min(chunk.length, maxN - o);
+    be.copy(new CudaTensor([len], big.ptr + BigInt(o) * 4n), be.fromArray(chunk.subarray(0, len), [len]));
+  }
+}
+const kernelBytes = (name: string, elems: number) => (/quantize/.test(name) ? (4 + 0.5 + 1 / 16 + 2) * elems : 4 * elems);
+const gpt: Record<string, unknown>[] = [];
+const stepMs = { fast: 0, plain: 0 };
+for (const [name, r, c, spec, tr] of ops) {
+  const x = new CudaTensor([r, c], big.ptr), elems = r * c;
+  const row: Record<string, unknown> = { name, rows: r, cols: c, transpose: tr, spec };
+  for (const mode of ["plain", "fast"] as const) {
+    be.setQuantKernels(mode);
+    const stream = { seed: 1, gemmId: 2, slot: 0 as const };
+    be.releaseOperand(be.quantize(x, r, c, spec, tr, stream, "x"));
+    be.synchronize();
+    be.profileReport();
+    const runs: { total: number; kernels: { name: string; count: number; ms: number }[] }[] = [];
+    for (let k = 0; k < 5; k++) {
+      be.profile(true);
+      be.releaseOperand(be.quantize(x, r, c, spec, tr, stream, "x"));
+      const kernels = be.profileReport();
+      be.profile(false);
+      runs.push({ total: kernels.reduce((a, q) => a + q.ms, 0), kernels });
+    }
+    runs.sort((a, b) => a.total - b.total);
+    const med = runs[2];
+    const kernels = med.kernels.map((q) => ({ ...q, gbs: kernelBytes(q.name, elems) / (q.ms / 1000) / 1e9 }));
+    row[mode] = { ms: med.total, path: be.nvfp4KernelPath(spec, r, c, tr).reason, kernels };
+    stepMs[mode] += blocks * med.total;
+  }
+  be.flushChecks();
+  gpt.push(row);
+  const fmt = (m: string) => {
+    const v = row[m] as { ms: number; kernels: { name: string; ms: number; gbs: number }[] };
+    return `${v.ms.toFixed(3)} ms [${v.kernels.map((q) => `${q.name} ${q.ms.toFixed(3)} ms ${q.gbs.toFixed(0)} GB/s ${((100 * q.gbs) / copyGBs).toFixed(0)}%`).join(", ")}]`;
+  };
+  process.stderr.write(`  ${name} (${r}x${c}${tr ? "ᵀ" : ""}): plain ${fmt("plain")}; fast ${fmt("fast")}\n`);
+}
+be.setQuantKernels("fast");
+const cell = (row: Record<string, unknown>, m: string, i: number) => {
+  const v = row[m] as { kernels: { name: string; ms: number; gbs: number }[] };
+  const q = v.kernels.filter((k) => k.name !== "nvfp4_alpha_store")[i];
+  return q ? `${q.name} ${q.ms.toFixed(3)} ms, ${q.gbs.toFixed(0)} GB/s (${((100 * q.gbs) / copyGBs).toFixed(0)}%)` : "";
+};
+console.log(`\nGPT-124M NVFP4 operands (BT ${BT}), per kernel: ms, GB/s of the bytes it must move, % of the copy ceiling`);
+console.log(textTable([
+  ["operand", "shape", "plain ms", "fast ms", "fast kernel 1", "fast kernel 2"],
+  ...gpt.map((g) => [g.name as string, `${g.rows}x${g.cols}${g.transpose ? "ᵀ" : ""}`, ((g.plain as { ms: number }).ms).toFixed(3), ((g.fast as { ms: number }).ms).toFixed(3), cell(g, "fast", 0), cell(g, "fast", 1)]),
+], [false, false, true, true, false, false]));
+console.log(`one step's ${ops.length * blocks} NVFP4 operands (${blocks} blocks): plain ${stepMs.plain.toFixed(1)} ms, fast ${stepMs.fast.toFixed(1)} ms`);
+writeFileSync(new URL("./results/quantize-gpu.json", import.meta.url), JSON.stringify({ date: new Date().toISOString(), size: S, copyGBs, rows, gpt124m: { tokens: BT, blocks, stepMs, operands: gpt } }, null, 1) + "\n");
 be.close();
