@@ -14,6 +14,8 @@ export const TRAIN_HELP = `fp4lm train [--config FILE.json] [--key=value ...]
   --recipe=nvfp4|bf16|fp8|mxfp4    precision recipe (then e.g. --recipe.tile2d=false, --recipe.bf16Last=2,
                                    --recipe.rht.gemms=wgrad,fprop, --recipe.precisionSwitch.atFraction=0.8)
   --model.preset=tiny|small|gpt124m, --model.dModel=128, --model.nLayers=4, ...
+  --model nemotronh-small          a Nemotron-H hybrid (also nemotronh-medium, nemotronh-8b, nemotronh-12b);
+                                   --model.pattern=M-M*-... (M Mamba-2, * attention, - FFN), --model.mamba.dState=16, ...
   --steps=200 --batchSize=8 --gradAccum=1 --schedule.lr=3e-3 --schedule.kind=wsd|cosine|constant
   --data.dir=DIR (from fp4lm prepare) | --data.bundled=moby-dick --data.tokenizer=bpe --data.vocabSize=1024
   --name=RUN --outDir=runs --seed=1337 --evalEvery=25 --checkpointEvery=0 --threads=0

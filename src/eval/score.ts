@@ -10,7 +10,7 @@ import { join } from "node:path";
 import type { Backend } from "../backends/backend.ts";
 import { TokenLoader } from "../data/loader.ts";
 import type { Tokenizer } from "../data/tokenizer.ts";
-import { GPT } from "../nn/gpt.ts";
+import { createModel, type Model } from "../nn/create-model.ts";
 import { loadModel } from "../train/load-model.ts";
 import type { ChoiceItem, TaskName, TaskSet } from "./tasks.ts";
 
@@ -34,7 +34,7 @@ export interface ContinuationScore {
 }
 
 /** Score (context, continuation) token pairs, B rows per forward pass. */
-export function scoreContinuations(g: GPT, be: Backend, reqs: { ctx: Uint32Array; cont: Uint32Array }[]): ContinuationScore[] {
+export function scoreContinuations(g: Model, be: Backend, reqs: { ctx: Uint32Array; cont: Uint32Array }[]): ContinuationScore[] {
   const { B, T } = g, V = g.cfg.vocabSize;
   const out: ContinuationScore[] = [];
   for (let b0 = 0; b0 < reqs.length; b0 += B) {
@@ -68,7 +68,7 @@ export function scoreContinuations(g: GPT, be: Backend, reqs: { ctx: Uint32Array
 }
 
 /** Bits per byte over up to `maxBatches` (B, T) windows of a token shard; end-of-text tokens count zero bytes. */
-export function bitsPerByte(g: GPT, be: Backend, tok: Tokenizer, file: string, maxBatches: number): { bpb: number; tokens: number } {
+export function bitsPerByte(g: Model, be: Backend, tok: Tokenizer, file: string, maxBatches: number): { bpb: number; tokens: number } {
   const val = TokenLoader.open(file, { B: g.B, T: g.T, shuffle: false });
   try {
     const n = Math.min(maxBatches, Math.floor(val.windows / g.B));
@@ -91,7 +91,7 @@ export function fitContinuation(tok: Tokenizer, text: string, T: number): Uint32
 }
 
 /** Accuracy of choice items: the choice with the highest log-likelihood per byte (of the tokens scored). */
-function choiceAccuracy(g: GPT, be: Backend, tok: Tokenizer, items: ChoiceItem[]): number {
+function choiceAccuracy(g: Model, be: Backend, tok: Tokenizer, items: ChoiceItem[]): number {
   const reqs = items.flatMap((it) => {
     const ctx = tok.encode(it.context);
     return it.choices.map((c) => ({ ctx, cont: fitContinuation(tok, c, g.T) }));
@@ -106,8 +106,8 @@ function choiceAccuracy(g: GPT, be: Backend, tok: Tokenizer, items: ChoiceItem[]
   return right / items.length;
 }
 
-/** Score a GPT on the item tasks among `names` (cloze, gloss, ending); tasks without items get no score. */
-export function scoreItems(g: GPT, be: Backend, tok: Tokenizer, tasks: TaskSet, names: readonly TaskName[]): TaskScores {
+/** Score a model on the item tasks among `names` (cloze, gloss, ending); tasks without items get no score. */
+export function scoreItems(g: Model, be: Backend, tok: Tokenizer, tasks: TaskSet, names: readonly TaskName[]): TaskScores {
   const s: TaskScores = { counts: {} };
   if (names.includes("cloze") && tasks.cloze.length) {
     const r = scoreContinuations(g, be, tasks.cloze.map((it) => ({ ctx: tok.encode(it.context), cont: fitContinuation(tok, it.target, g.T) })));
@@ -146,7 +146,7 @@ export function evaluateCheckpoint(path: string, tasks: TaskSet, names: readonly
   const m = loadModel(path, { B, device: opts.device, threads: opts.threads, recipe: opts.recipe });
   try {
     const T = m.config.model.seqLen, itemT = Math.min(T, opts.itemT ?? 256), itemB = opts.itemB ?? B;
-    const itemModel = itemT === T && itemB === B ? m.model : new GPT(m.ctx, m.config.model, itemB, itemT);
+    const itemModel = itemT === T && itemB === B ? m.model : createModel(m.ctx, m.config.model, itemB, itemT);
     if (itemModel !== m.model) itemModel.params.forEach((p, i) => m.be.copy(p.data, m.model.params[i].data));
     const s = scoreItems(itemModel, m.be, m.tokenizer, tasks, names);
     if (names.includes("bpb")) {

@@ -1,8 +1,9 @@
 /**
  * Causal grouped-query self-attention: one fused QKV projection (C → (NH + 2·NKV)·HS), RoPE on q
- * and k (half-split pairs, as HF Llama), the attention core (softmax and both batched GEMMs in
- * high precision, never quantized: paper §2a), and the output projection (NH·HS → C). The two
- * projections are ordinary recipe-driven linear layers.
+ * and k (half-split pairs, as HF Llama; off in Nemotron-H hybrids, which have no position
+ * embeddings), the attention core (softmax and both batched GEMMs in high precision, never
+ * quantized: paper §2a), and the output projection (NH·HS → C). The two projections are ordinary
+ * recipe-driven linear layers.
  */
 import type { Tensor } from "../backends/backend.ts";
 import type { RunContext } from "./context.ts";
@@ -28,7 +29,11 @@ export class Attention {
   private readonly datt: Tensor;
   private readonly dqkv: Tensor;
 
-  constructor(private readonly ctx: RunContext, name: string, private readonly cfg: ModelConfig, block: number, firstLinear: number, private readonly B: number, private readonly T: number) {
+  constructor(
+    private readonly ctx: RunContext, name: string, private readonly cfg: ModelConfig, block: number, firstLinear: number, private readonly B: number, private readonly T: number,
+    /** rotary position embedding on q and k (the Transformer); false in hybrids */
+    private readonly rope = true,
+  ) {
     const { dModel: C, nHeads: NH, nKvHeads: NKV, nLayers } = cfg;
     const HS = C / NH;
     const std = 0.02;
@@ -56,8 +61,10 @@ export class Attention {
     const HS = this.cfg.dModel / NH;
     this.qkv.forward(this.qkvOut, x, B * T);
     be.splitColumns(this.qkvOut, [this.q, this.k, this.v], B * T, this.widths);
-    be.ropeForward(this.q, B, T, NH, HS, ropeTheta);
-    be.ropeForward(this.k, B, T, NKV, HS, ropeTheta);
+    if (this.rope) {
+      be.ropeForward(this.q, B, T, NH, HS, ropeTheta);
+      be.ropeForward(this.k, B, T, NKV, HS, ropeTheta);
+    }
     be.attentionForward(this.att, this.probs, this.q, this.k, this.v, B, T, NH, NKV, HS);
     this.proj.forward(out, this.att, B * T);
   }
@@ -68,8 +75,10 @@ export class Attention {
     const HS = this.cfg.dModel / NH;
     this.proj.backward(this.datt, dout);
     be.attentionBackward(this.dq, this.dk, this.dv, this.datt, this.q, this.k, this.v, this.att, this.probs, B, T, NH, NKV, HS);
-    be.ropeBackward(this.dq, B, T, NH, HS, ropeTheta);
-    be.ropeBackward(this.dk, B, T, NKV, HS, ropeTheta);
+    if (this.rope) {
+      be.ropeBackward(this.dq, B, T, NH, HS, ropeTheta);
+      be.ropeBackward(this.dk, B, T, NKV, HS, ropeTheta);
+    }
     be.concatColumns(this.dqkv, [this.dq, this.dk, this.dv], B * T, this.widths);
     this.qkv.backward(dx, this.dqkv);
   }

@@ -4,8 +4,10 @@
 import type { Tensor } from "../backends/backend.ts";
 import { Attention } from "./attention.ts";
 import type { RunContext } from "./context.ts";
+import type { Linear } from "./linear.ts";
 import { MLP } from "./mlp.ts";
 import type { ModelConfig } from "./model-config.ts";
+import type { Param } from "./param.ts";
 import { RMSNorm } from "./rmsnorm.ts";
 
 export class Block {
@@ -31,6 +33,15 @@ export class Block {
     this.mlp = new MLP(ctx, `${name}.mlp`, cfg, index, index * 4 + 2, BT);
     const be = ctx.be;
     [this.n1, this.a, this.r1, this.n2, this.m, this.dn, this.dr1, this.dtmp] = Array.from({ length: 8 }, () => be.alloc([BT, C]));
+  }
+
+  get linears(): Linear[] {
+    return [this.attn.qkv, this.attn.proj, this.mlp.fc1, this.mlp.fc2];
+  }
+
+  /** parameters in checkpoint order */
+  get params(): Param[] {
+    return [this.norm1.weight, this.attn.qkv.weight, this.attn.proj.weight, this.norm2.weight, this.mlp.fc1.weight, this.mlp.fc2.weight];
   }
 
   /** out (B·T, C) ← x */

@@ -1,102 +1,17 @@
 /**
- * The model: token embedding → blocks → final RMSNorm → output head → cross-entropy. Embedding,
- * head and norms are never quantized (the head is a linear layer that the recipe always keeps in
- * BF16). Activations are allocated once for a fixed micro-batch (B, T).
+ * The Transformer: token embedding → pre-norm blocks (attention + MLP, block.ts) → final RMSNorm →
+ * output head → cross-entropy (the shared machinery is language-model.ts). Block i's four linear
+ * layers have indices 4i..4i+3, the head 4L.
  */
-import type { Tensor, Tokens } from "../backends/backend.ts";
-import { describeGemm } from "../recipes/operand.ts";
-import { bf16Reason, checkLayerPatterns } from "../recipes/recipe.ts";
 import { Block } from "./block.ts";
 import type { RunContext } from "./context.ts";
-import { Linear } from "./linear.ts";
+import { LanguageModel } from "./language-model.ts";
 import type { ModelConfig } from "./model-config.ts";
-import { createParam, type Param } from "./param.ts";
-import { RMSNorm } from "./rmsnorm.ts";
 
-export interface PrecisionRow {
-  layer: string;
-  fprop: string;
-  dgrad: string;
-  wgrad: string;
-  why: string;
-}
+export type { PrecisionRow } from "./language-model.ts";
 
-export class GPT {
-  readonly embed: Param;
-  readonly blocks: Block[];
-  readonly normF: RMSNorm;
-  readonly head: Linear;
-  readonly params: Param[];
-  readonly linears: Linear[];
-  private readonly acts: Tensor[];
-  private readonly xF: Tensor;
-  private readonly logits: Tensor;
-  private readonly losses: Tensor;
-  private readonly dlogits: Tensor;
-  private readonly dxF: Tensor;
-  private readonly dgrads: [Tensor, Tensor];
-  private tokens: Tokens | null = null;
-
-  constructor(private readonly ctx: RunContext, readonly cfg: ModelConfig, readonly B: number, readonly T: number) {
-    const be = ctx.be, BT = B * T, C = cfg.dModel, V = cfg.vocabSize;
-    this.embed = createParam(be, "embed.weight", [V, C], { kind: "normal", std: 0.02 }, ctx.seed, true);
-    this.blocks = Array.from({ length: cfg.nLayers }, (_, i) => new Block(ctx, i, cfg, B, T));
-    this.normF = new RMSNorm(ctx, "normF", C, BT, cfg.normEps);
-    this.head = new Linear(ctx, "head", C, V, cfg.nLayers * 4, -1, cfg.nLayers, 0.02);
-    this.linears = [...this.blocks.flatMap((b) => [b.attn.qkv, b.attn.proj, b.mlp.fc1, b.mlp.fc2]), this.head];
-    this.params = [
-      this.embed,
-      ...this.blocks.flatMap((b) => [b.norm1.weight, b.attn.qkv.weight, b.attn.proj.weight, b.norm2.weight, b.mlp.fc1.weight, b.mlp.fc2.weight]),
-      this.normF.weight,
-      this.head.weight,
-    ];
-    this.acts = Array.from({ length: cfg.nLayers + 1 }, () => be.alloc([BT, C]));
-    this.xF = be.alloc([BT, C]);
-    this.logits = be.alloc([BT, V]);
-    this.losses = be.alloc([BT]);
-    this.dlogits = be.alloc([BT, V]);
-    this.dxF = be.alloc([BT, C]);
-    this.dgrads = [be.alloc([BT, C]), be.alloc([BT, C])];
-    checkLayerPatterns(ctx.recipe, this.linears.map((l) => l.name));
-  }
-
-  /**
-   * Forward pass and, when `backward`, the backward pass (parameter gradients accumulate).
-   * inputs, targets (B, T). Returns the mean loss. `lossScale` scales the gradient (1/accum).
-   */
-  step(inputs: Tokens, targets: Tokens, backward: boolean, lossScale = 1): number {
-    const be = this.ctx.be, V = this.cfg.vocabSize, C = this.cfg.dModel, BT = this.B * this.T;
-    this.tokens = inputs;
-    be.embeddingForward(this.acts[0], inputs, this.embed.data, V, C);
-    this.blocks.forEach((b, i) => b.forward(this.acts[i + 1], this.acts[i]));
-    this.normF.forward(this.xF, this.acts[this.cfg.nLayers]);
-    this.head.forward(this.logits, this.xF, BT);
-    const loss = be.crossEntropy(this.losses, backward ? this.dlogits : null, this.logits, targets, V, lossScale / BT);
-    if (!backward) return loss;
-    this.head.backward(this.dxF, this.dlogits);
-    let [d, dNext] = this.dgrads;
-    this.normF.backward(d, this.dxF);
-    for (let i = this.blocks.length - 1; i >= 0; i--) {
-      this.blocks[i].backward(dNext, d);
-      [d, dNext] = [dNext, d];
-    }
-    be.embeddingBackward(this.embed.grad, d, this.tokens, V, C);
-    return loss;
-  }
-
-  /** The logits of the last forward pass, (B·T, V), as a host array. */
-  lastLogits(): Float32Array {
-    return this.ctx.be.toArray(this.logits);
-  }
-
-  /** What precision each GEMM of each linear layer runs in at the context's current step. */
-  precisionTable(): PrecisionRow[] {
-    return this.linears.map((l) => {
-      const p = this.ctx.plan(l.site);
-      return {
-        layer: l.name, fprop: describeGemm(p.fprop), dgrad: describeGemm(p.dgrad), wgrad: describeGemm(p.wgrad),
-        why: bf16Reason(this.ctx.recipe, l.site) ?? "quantized",
-      };
-    });
+export class GPT extends LanguageModel<Block> {
+  constructor(ctx: RunContext, cfg: ModelConfig, B: number, T: number) {
+    super(ctx, cfg, B, T, () => Array.from({ length: cfg.nLayers }, (_, i) => new Block(ctx, i, cfg, B, T)), cfg.nLayers * 4);
   }
 }

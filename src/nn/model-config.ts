@@ -4,8 +4,10 @@
  * embedding and head. Presets from a CPU smoke-test size up to GPT-2 124M's shape. The MLP may
  * instead be Llama's gated SwiGLU (`mlp: "swiglu"`, exported as LlamaForCausalLM); a config
  * without `mlp` (checkpoints from before the option) means squared ReLU.
+ * A non-empty `pattern` makes the model a Nemotron-H hybrid instead (hybrid-config.ts).
  */
 import { Fp4lmError } from "../errors.ts";
+import { HYBRID_PRESETS, hybridParameterCount, hybridProblems, isHybrid, type MambaConfig } from "./hybrid-config.ts";
 
 /** The MLP kind: the paper's non-gated squared ReLU, or Llama's gated SwiGLU (Shazeer 2020, arXiv 2002.05202). */
 export type MlpKind = "sqrelu" | "swiglu";
@@ -23,6 +25,10 @@ export interface ModelConfig {
   normEps: number;
   /** "sqrelu" when absent; for swiglu, dFF is the width of each of the gate and up projections */
   mlp?: MlpKind;
+  /** "" or absent: the Transformer; otherwise a hybrid's blocks, one character each: M Mamba-2, * attention, - FFN */
+  pattern?: string;
+  /** the Mamba-2 mixer of hybrids (ignored by Transformers) */
+  mamba?: MambaConfig;
 }
 
 /** The config's MLP kind ("sqrelu" when the field is absent). */
@@ -47,6 +53,7 @@ export const MODEL_PRESETS: Record<string, Omit<ModelConfig, "vocabSize">> = {
   "exp-short": { dModel: 128, nLayers: 6, nHeads: 2, nKvHeads: 1, dFF: 384, seqLen: 1024, ropeTheta: 10000, normEps: 1e-5 },
   /** ≥ 200 tokens per parameter, a smaller model: 0.59M non-embedding parameters × 200 = 118M tokens */
   "exp-long": { dModel: 128, nLayers: 4, nHeads: 2, nKvHeads: 1, dFF: 384, seqLen: 1024, ropeTheta: 10000, normEps: 1e-5 },
+  ...HYBRID_PRESETS,
 };
 
 export class ConfigError extends Fp4lmError {
@@ -62,14 +69,17 @@ export function modelConfigProblems(c: ModelConfig): string[] {
   if (!(c.ropeTheta > 0)) errs.push(`model.ropeTheta must be positive, got ${c.ropeTheta}`);
   if (!(c.normEps > 0)) errs.push(`model.normEps must be positive, got ${c.normEps}`);
   if (c.dModel % c.nHeads !== 0) errs.push(`model.nHeads (${c.nHeads}) must divide model.dModel (${c.dModel})`);
-  else if ((c.dModel / c.nHeads) % 2 !== 0) errs.push(`head size dModel/nHeads = ${c.dModel / c.nHeads} must be even for RoPE`);
+  else if (!isHybrid(c) && (c.dModel / c.nHeads) % 2 !== 0) errs.push(`head size dModel/nHeads = ${c.dModel / c.nHeads} must be even for RoPE`);
   if (c.nHeads % c.nKvHeads !== 0) errs.push(`model.nKvHeads (${c.nKvHeads}) must divide model.nHeads (${c.nHeads})`);
   if (c.mlp !== undefined && !MLP_KINDS.includes(c.mlp)) errs.push(`model.mlp must be ${MLP_KINDS.join(" or ")}, got ${JSON.stringify(c.mlp)}`);
+  if (c.pattern !== undefined && typeof c.pattern !== "string") errs.push(`model.pattern must be a string of M, * and -, got ${JSON.stringify(c.pattern)}`);
+  else if (isHybrid(c)) errs.push(...hybridProblems(c));
   return errs;
 }
 
 /** Parameter count (embedding + blocks + final norm + head). */
 export function parameterCount(c: ModelConfig): number {
+  if (isHybrid(c)) return hybridParameterCount(c);
   const HS = c.dModel / c.nHeads;
   const attn = c.dModel * (c.nHeads + 2 * c.nKvHeads) * HS + c.nHeads * HS * c.dModel;
   const mlp = (mlpKind(c) === "swiglu" ? 3 : 2) * c.dModel * c.dFF;

@@ -23,14 +23,24 @@ function hashName(s: string): number {
   return h;
 }
 
-export type Init = { kind: "normal"; std: number } | { kind: "ones" } | { kind: "zeros" };
+export type Init =
+  | { kind: "normal"; std: number }
+  | { kind: "ones" }
+  | { kind: "zeros" }
+  /** U[lo, hi), then `map` (e.g. Mamba-2's A_log = log U[1, 16]) */
+  | { kind: "uniform"; lo: number; hi: number; map?: (v: number) => number };
 
-/** Values of a parameter's initialisation (N(0, std²) by Box–Muller from its own Philox stream). */
+/** Values of a parameter's initialisation (N(0, std²) by Box–Muller, or uniform, from its own Philox stream). */
 export function initValues(name: string, size: number, init: Init, seed: number): Float32Array {
   const out = new Float32Array(size);
   if (init.kind === "ones") return out.fill(1);
   if (init.kind === "zeros") return out;
   const u = philoxUniform(seed, mixIds(hashName(name), 0x1417), size + (size & 1));
+  if (init.kind === "uniform") {
+    const map = init.map ?? ((v: number) => v);
+    for (let i = 0; i < size; i++) out[i] = map(init.lo + (init.hi - init.lo) * u[i]);
+    return out;
+  }
   for (let i = 0; i < size; i += 2) {
     const r = Math.sqrt(-2 * Math.log(1 - u[i])) * init.std;
     out[i] = r * Math.cos(2 * Math.PI * u[i + 1]);

@@ -7,6 +7,7 @@
  */
 import { readFileSync } from "node:fs";
 import { ConfigError, MODEL_PRESETS, modelConfigProblems, type ModelConfig } from "../nn/model-config.ts";
+import { hybridLinearWidths, isHybrid, NEMOTRON_H_MAMBA } from "../nn/hybrid-config.ts";
 import { RECIPES, validateRecipe, type RecipeConfig, type RecipeName } from "../recipes/recipe.ts";
 import type { ScheduleConfig } from "../optim/schedule.ts";
 import type { AdamWConfig } from "../optim/adamw.ts";
@@ -158,7 +159,13 @@ export function buildConfig(overrides: string[], file?: string): TrainConfig {
     } else if (path === "model.preset") {
       const p = MODEL_PRESETS[value];
       if (!p) errs.push(`unknown model preset '${value}'; choose from ${Object.keys(MODEL_PRESETS).join(", ")}`);
-      else Object.assign(cfg.model as object, p, { preset: value });
+      else {
+        // a Transformer preset drops the hybrid fields a preset before it set
+        const m = cfg.model as Record<string, unknown>;
+        delete m.pattern;
+        delete m.mamba;
+        Object.assign(m, structuredClone(p), { preset: value });
+      }
     }
   };
   let fileObj: Record<string, unknown> | undefined;
@@ -172,9 +179,18 @@ export function buildConfig(overrides: string[], file?: string): TrainConfig {
     const m = fileObj.model as Record<string, unknown> | undefined;
     if (m && typeof m.preset === "string") apply("model.preset", m.preset);
   }
-  for (const [k, v] of pairs) if (k === "recipe" || k === "model.preset") apply(k, v);
+  // `--model NAME` names a preset, as `--model.preset=NAME`
+  const isPreset = (k: string) => k === "model.preset" || k === "model";
+  for (const [k, v] of pairs) if (k === "recipe" || isPreset(k)) apply(k === "model" ? "model.preset" : k, v);
+  // the hybrid fields exist in Transformer configs only when something sets them (so those stay as they were)
+  const fileModel = fileObj?.model as Record<string, unknown> | undefined;
+  if (pairs.some(([k]) => /^model\.(pattern|mamba)(\.|$)/.test(k)) || fileModel?.pattern !== undefined || fileModel?.mamba !== undefined) {
+    const m = cfg.model as Record<string, unknown>;
+    m.pattern ??= "";
+    m.mamba ??= { ...NEMOTRON_H_MAMBA };
+  }
   if (fileObj) mergeObject(cfg, fileObj, "", errs);
-  for (const [k, v] of pairs) if (k !== "recipe" && k !== "model.preset") setPath(cfg, k, v, errs);
+  for (const [k, v] of pairs) if (k !== "recipe" && !isPreset(k)) setPath(cfg, k, v, errs);
 
   const c = cfg as unknown as TrainConfig;
   errs.push(...modelConfigProblems(c.model));
@@ -211,7 +227,10 @@ export function buildConfig(overrides: string[], file?: string): TrainConfig {
   if (c.recipe.format === "nvfp4" || c.recipe.format === "mxfp4") {
     const blk = c.recipe.format === "nvfp4" ? 16 : 32;
     const HS = c.model.dModel / c.model.nHeads;
-    for (const [what, v] of [["model.dModel", c.model.dModel], ["model.dFF", c.model.dFF], ["attention width nHeads·headSize", c.model.nHeads * HS], ["QKV width (nHeads + 2·nKvHeads)·headSize", (c.model.nHeads + 2 * c.model.nKvHeads) * HS]] as const) {
+    // (a hybrid whose own sizes are wrong has been reported above; its widths are not checked)
+    const widths: (readonly [string, number])[] = isHybrid(c.model) ? (modelConfigProblems(c.model).length ? [] : hybridLinearWidths(c.model)) :
+      [["model.dModel", c.model.dModel], ["model.dFF", c.model.dFF], ["attention width nHeads·headSize", c.model.nHeads * HS], ["QKV width (nHeads + 2·nKvHeads)·headSize", (c.model.nHeads + 2 * c.model.nKvHeads) * HS]];
+    for (const [what, v] of widths) {
       if (v % blk !== 0) errs.push(`${what} = ${v} must be a multiple of ${blk} for ${c.recipe.format} (blocks along the GEMM's reduction dimension)`);
     }
   }

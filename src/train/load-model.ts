@@ -8,14 +8,14 @@ import type { Backend } from "../backends/backend.ts";
 import { createBackend } from "../backends/create-backend.ts";
 import { tokenizerFromJSON, type Tokenizer } from "../data/tokenizer.ts";
 import { RunContext } from "../nn/context.ts";
-import { GPT } from "../nn/gpt.ts";
+import { createModel, type Model } from "../nn/create-model.ts";
 import { recipeByName, validateRecipe, type RecipeConfig } from "../recipes/recipe.ts";
 import type { TrainConfig } from "./config.ts";
 
 export interface LoadedModel {
   be: Backend;
   ctx: RunContext;
-  model: GPT;
+  model: Model;
   tokenizer: Tokenizer;
   config: TrainConfig;
   step: number;
@@ -32,7 +32,7 @@ export function loadModel(path: string, opts: { B: number; T?: number; recipe?: 
     ctx.training = false;
     ctx.step = c.state.step;
     ctx.totalSteps = config.steps;
-    const model = new GPT(ctx, config.model, opts.B, opts.T ?? config.model.seqLen);
+    const model = createModel(ctx, config.model, opts.B, opts.T ?? config.model.seqLen);
     checkCheckpointMatches(path, c, model.params, false);
     const byName = new Map(c.params.map((t) => [t.name, t.data]));
     for (const p of model.params) be.copy(p.data, be.fromArray(byName.get(p.name)!, p.shape));

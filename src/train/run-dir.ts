@@ -11,7 +11,8 @@ import type { Backend } from "../backends/backend.ts";
 import { checkCheckpointMatches, loadCheckpoint, saveCheckpoint, type NamedTensor } from "../checkpoint/checkpoint.ts";
 import { textTable } from "../cli/text-table.ts";
 import { ConfigError } from "../nn/model-config.ts";
-import type { GPT, PrecisionRow } from "../nn/gpt.ts";
+import type { Model } from "../nn/create-model.ts";
+import type { PrecisionRow } from "../nn/language-model.ts";
 import type { Optimizer } from "../optim/optimizer.ts";
 import type { TrainConfig } from "./config.ts";
 import { MetricsWriter } from "./metrics.ts";
@@ -28,6 +29,12 @@ const MUST_MATCH = ["model", "recipe", "data", "batchSize", "seed", "schedule", 
 
 /** Micro-batches per optimizer step over all ranks (configs from before `ranks` ran on one). */
 const microBatchesPerStep = (c: Record<string, unknown> | undefined) => Number(c?.gradAccum ?? 1) * Number(c?.ranks ?? 1);
+
+/** JSON with object keys sorted: configs compare equal whatever order their fields were set in (presets, files, overrides, fields checkpoint.ts fills in). */
+function canonicalJson(v: unknown): string {
+  return JSON.stringify(v, (_k, x: unknown) =>
+    x && typeof x === "object" && !Array.isArray(x) ? Object.fromEntries(Object.entries(x as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : x);
+}
 
 /** The precision table as text. */
 export function describePrecision(rows: PrecisionRow[]): string {
@@ -63,11 +70,11 @@ export class RunDir {
   }
 
   /** Load the checkpoint into model, optimizer and loader; returns the step to continue from. */
-  restore(model: GPT, opt: Optimizer, loader: ResumableLoader, be: Backend): number {
+  restore(model: Model, opt: Optimizer, loader: ResumableLoader, be: Backend): number {
     const c = loadCheckpoint(this.checkpointPath);
     const saved = c.state.config as Record<string, unknown>;
     const now = this.cfg as unknown as Record<string, unknown>;
-    const diffs: string[] = MUST_MATCH.filter((k) => JSON.stringify(saved?.[k]) !== JSON.stringify(now[k]));
+    const diffs: string[] = MUST_MATCH.filter((k) => canonicalJson(saved?.[k]) !== canonicalJson(now[k]));
     const [was, is] = [microBatchesPerStep(saved), microBatchesPerStep(now)];
     if (was !== is) diffs.push(`the global batch (gradAccum × ranks: saved ${was}, now ${is}; with N ranks use gradAccum = ${was} / N)`);
     if (diffs.length) {
@@ -91,7 +98,7 @@ export class RunDir {
     return c.state.step;
   }
 
-  begin(model: GPT, start: number, nParams: number, backend: string, attention: string, tokenizer: { toJSON(): object; vocabSize: number }): void {
+  begin(model: Model, start: number, nParams: number, backend: string, attention: string, tokenizer: { toJSON(): object; vocabSize: number }): void {
     if (!this.leader) return;
     const precision = model.precisionTable();
     writeFileSync(join(this.dir, "config.json"), JSON.stringify(this.cfg, null, 1) + "\n");
@@ -101,14 +108,18 @@ export class RunDir {
     }
     const c = this.cfg;
     this.log(`fp4lm train: ${this.dir}  recipe ${c.recipe.name}  ${(nParams / 1e6).toFixed(2)}M params  backend ${backend}  vocab ${tokenizer.vocabSize}`);
-    this.log(`  model d=${c.model.dModel} L=${c.model.nLayers} heads=${c.model.nHeads}/${c.model.nKvHeads} ff=${c.model.dFF} T=${c.model.seqLen}; ` +
+    const m = c.model, mb = m.mamba;
+    const shape = m.pattern
+      ? `hybrid ${m.pattern} (${m.nLayers} blocks) d=${m.dModel} heads=${m.nHeads}/${m.nKvHeads} ff=${m.dFF} mamba groups=${mb?.nGroups} state=${mb?.dState} head=${mb?.headDim} expand=${mb?.expand} conv=${mb?.convWindow} chunk=${mb?.chunkSize}`
+      : `d=${m.dModel} L=${m.nLayers} heads=${m.nHeads}/${m.nKvHeads} ff=${m.dFF}`;
+    this.log(`  model ${shape} T=${m.seqLen}; ` +
       `batch ${c.batchSize}x${c.gradAccum}${c.ranks > 1 ? `x${c.ranks} ranks` : ""}; ${c.steps} steps; lr ${c.schedule.lr} ${c.schedule.kind}`);
     this.log("precision of every GEMM (also in precision.json):");
     this.log(describePrecision(precision).replace(/^/gm, "  "));
     this.log(`attention core (softmax(QKᵀ)·V, not a recipe GEMM): ${attention}`);
   }
 
-  precisionChanged(step: number, model: GPT, progress: Progress): void {
+  precisionChanged(step: number, model: Model, progress: Progress): void {
     if (!this.leader) return;
     const precision = model.precisionTable();
     this.metrics.write({ type: "switch", step, precision });
@@ -116,7 +127,7 @@ export class RunDir {
     progress.note(`step ${step}: precision switch (${this.cfg.recipe.precisionSwitch.passes} to BF16):\n${describePrecision(precision).replace(/^/gm, "  ")}`);
   }
 
-  checkpoint(be: Backend, step: number, model: GPT, opt: Optimizer, loader: ResumableLoader, tokenizer: { toJSON(): object }, info: Record<string, unknown>): void {
+  checkpoint(be: Backend, step: number, model: Model, opt: Optimizer, loader: ResumableLoader, tokenizer: { toJSON(): object }, info: Record<string, unknown>): void {
     if (!this.leader) return;
     const named = (p: { name: string; shape: number[] }, t: Parameters<Backend["toArray"]>[0]): NamedTensor => ({ name: p.name, shape: p.shape, data: be.toArray(t) });
     saveCheckpoint(this.checkpointPath, {

@@ -10,7 +10,7 @@
 import { createBackend } from "../backends/create-backend.ts";
 import { FileFormatError, NonFiniteError } from "../errors.ts";
 import { RunContext } from "../nn/context.ts";
-import { GPT } from "../nn/gpt.ts";
+import { createModel } from "../nn/create-model.ts";
 import { TelemetryLog } from "../nn/telemetry.ts";
 import { parameterCount } from "../nn/model-config.ts";
 import { Optimizer } from "../optim/optimizer.ts";
@@ -59,7 +59,7 @@ export function train(cfg: TrainConfig, hooks: TrainHooks = {}): TrainResult {
     dp.attach(be, run.log);
     const ctx = new RunContext(be, cfg.recipe, cfg.seed);
     ctx.totalSteps = cfg.steps;
-    const model = new GPT(ctx, cfg.model, cfg.batchSize, cfg.model.seqLen);
+    const model = createModel(ctx, cfg.model, cfg.batchSize, cfg.model.seqLen);
     const opt = new Optimizer(be, model.params, cfg.optim);
     if (init) {
       checkCheckpointMatches(cfg.init, init, model.params, false);

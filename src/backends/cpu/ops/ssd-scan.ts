@@ -47,6 +47,26 @@ function checkArrays(op: string, d: SsdDims, arrays: [string, ArrayLike<number>,
   for (const [name, a, n] of arrays) checkLength(op, name, a, n, shape);
 }
 
+/**
+ * CB[c, i, j] = C_i · B_j (j ≤ i) of group g, batch b, for every chunk c: the "attention-like"
+ * Gram matrix the heads of a group share (computed once per group, not per head).
+ */
+function groupGram(CB: Float64Array, Cm: FloatArray, Bm: FloatArray, b: number, g: number, d: SsdDims): void {
+  const { T, G, N, chunk: L } = d, nC = ssdChunks(d);
+  for (let c = 0; c < nC; c++) {
+    const t0 = c * L, Lc = Math.min(L, T - t0);
+    for (let i = 0; i < Lc; i++) {
+      const ci = ((b * T + t0 + i) * G + g) * N;
+      for (let j = 0; j <= i; j++) {
+        const bj = ((b * T + t0 + j) * G + g) * N;
+        let s = 0;
+        for (let n = 0; n < N; n++) s += Cm[ci + n] * Bm[bj + n];
+        CB[(c * L + i) * L + j] = s;
+      }
+    }
+  }
+}
+
 /** y (B,T,H,P) and states (B,nChunks,H,P,N) ← the scan of x with dt, A, B, C, D (chunked SSD). */
 export function ssdForward(
   y: FloatArray, states: FloatArray, x: FloatArray, dtRaw: FloatArray, aLog: FloatArray, dtBias: FloatArray, D: FloatArray,
@@ -60,10 +80,11 @@ export function ssdForward(
     ["states (B,nChunks,H,P,N)", states, B * nC * H * P * N],
   ]);
   const Hs = new Float64Array(P * N), cs = new Float64Array(L), u = new Float64Array(L * P), acc = new Float64Array(P);
-  const dtv = new Float64Array(L);
+  const dtv = new Float64Array(L), CB = new Float64Array(nC * L * L);
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < H; h++) {
       const g = Math.floor(h / hpg), a = -Math.exp(aLog[h]), Dh = D[h];
+      if (h % hpg === 0) groupGram(CB, Cm, Bm, b, g, d);
       Hs.fill(0);
       for (let c = 0; c < nC; c++) {
         const t0 = c * L, Lc = Math.min(L, T - t0);
@@ -80,10 +101,7 @@ export function ssdForward(
           const bt = b * T + t0 + i, ci = (bt * G + g) * N, xo = (bt * H + h) * P;
           acc.fill(0);
           for (let j = 0; j <= i; j++) {
-            const bj = ((b * T + t0 + j) * G + g) * N;
-            let gij = 0;
-            for (let n = 0; n < N; n++) gij += Cm[ci + n] * Bm[bj + n];
-            const m = gij * Math.exp(cs[i] - cs[j]);
+            const m = CB[(c * L + i) * L + j] * Math.exp(cs[i] - cs[j]);
             for (let p = 0; p < P; p++) acc[p] += m * u[j * P + p];
           }
           const ei = Math.exp(cs[i]);
@@ -129,10 +147,11 @@ export function ssdBackward(
   const dBacc = new Float64Array(B * T * G * N), dCacc = new Float64Array(B * T * G * N);
   const dHn = new Float64Array(P * N), dHc = new Float64Array(P * N), Hc = new Float64Array(P * N);
   const cs = new Float64Array(L), dtv = new Float64Array(L), u = new Float64Array(L * P), du = new Float64Array(L * P), dcs = new Float64Array(L);
-  for (let h = 0; h < H; h++) {
-    const g = Math.floor(h / hpg), a = -Math.exp(aLog[h]), Dh = D[h];
-    let da = 0, dDh = 0, dBias = 0;
-    for (let b = 0; b < B; b++) {
+  const CB = new Float64Array(nC * L * L), da = new Float64Array(H), dDh = new Float64Array(H), dBias = new Float64Array(H);
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      const g = Math.floor(h / hpg), a = -Math.exp(aLog[h]), Dh = D[h];
+      if (h % hpg === 0) groupGram(CB, Cm, Bm, b, g, d);
       dHn.fill(0);
       for (let c = nC - 1; c >= 0; c--) {
         const t0 = c * L, Lc = Math.min(L, T - t0);
@@ -171,9 +190,7 @@ export function ssdBackward(
           // intra-chunk: y_i += Σ_{j≤i} (C_i·B_j) exp(cs_i − cs_j) u_j
           for (let j = 0; j <= i; j++) {
             const bj = ((b * T + t0 + j) * G + g) * N;
-            let gij = 0;
-            for (let n = 0; n < N; n++) gij += Cm[ci + n] * Bm[bj + n];
-            const dec = Math.exp(cs[i] - cs[j]), m = gij * dec;
+            const dec = Math.exp(cs[i] - cs[j]), m = CB[(c * L + i) * L + j] * dec;
             let dm = 0;
             for (let p = 0; p < P; p++) {
               dm += dy[yo + p] * u[j * P + p];
@@ -219,21 +236,23 @@ export function ssdBackward(
           rc += dcs[m];
           const bt = b * T + t0 + m, xo = (bt * H + h) * P;
           let ddt = rc * a;
-          da += rc * dtv[m];
+          da[h] += rc * dtv[m];
           for (let p = 0; p < P; p++) {
             ddt += du[m * P + p] * x[xo + p];
-            dDh += dy[xo + p] * x[xo + p];
+            dDh[h] += dy[xo + p] * x[xo + p];
             dx[xo + p] = du[m * P + p] * dtv[m] + Dh * dy[xo + p];
           }
           const gr = ddt * softplusGrad(dtRaw[bt * H + h] + dtBias[h]);
           ddtRaw[bt * H + h] = gr;
-          dBias += gr;
+          dBias[h] += gr;
         }
       }
     }
-    daLog[h] += da * a;
-    dD[h] += dDh;
-    ddtBias[h] += dBias;
+  }
+  for (let h = 0; h < H; h++) {
+    daLog[h] += da[h] * -Math.exp(aLog[h]);
+    dD[h] += dDh[h];
+    ddtBias[h] += dBias[h];
   }
   for (let i = 0; i < B * T * G * N; i++) {
     dB[i] = dBacc[i];
