@@ -137,8 +137,7 @@ test("quantizers: fast NVFP4 kernels (quantize-fast.cu) = plain kernels (quantiz
   const nv: OperandSpec[] = SPECS.filter((s) => s.format === "nvfp4");
   nv.push({ format: "nvfp4", block: "16x16", rounding: "sr", rht: { size: 8, signs: "per-tensor" } });
   // (rows, cols): GPT-124M's activations at 1024 tokens (768, the q/k/v width 1280, 3072), partial tiles of
-  // both kernels (784 = 3·256 + 16 columns; 1040 rows = 16 bands of 64 + 16), a columnwise copy the fast
-  // kernels do not take (cols 36 % 4 == 0 but 18 % 4 != 0)
+  // both kernels (784 = 3·256 + 16 columns; 1040 rows = 16 bands of 64 + 16), narrow and odd widths
   const shapes: [number, number][] = [[1024, 768], [1024, 1280], [512, 3072], [1040, 784], [48, 36], [64, 18]];
   let fastRuns = 0;
   try {
@@ -169,7 +168,7 @@ test("quantizers: fast NVFP4 kernels (quantize-fast.cu) = plain kernels (quantiz
   } finally {
     be.setQuantKernels(mode);
   }
-  assert.equal(be.nvfp4KernelPath(nv[0], 64, 18, true).fast, false);
+  assert.equal(be.nvfp4KernelPath({ ...nv[0], rht: { size: 32, signs: "fixed" } }, 64, 32, true).fast, false);
   assert.ok(fastRuns > 40, `${fastRuns} operands took the fast kernels`);
 });
 

@@ -150,13 +150,12 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
 
   /**
    * Whether an NVFP4 operand of x (rows, cols), or xᵀ, runs the fast kernels, and if not why: they
-   * need an RHT of at most 16 (its butterflies stay in one thread) and, for xᵀ, cols % 4 == 0 (one
-   * 16-byte load per 4 columns); the caller's shape checks (C % 16, tiles) come first.
+   * need an RHT of at most 16 (its butterflies stay in one thread); the caller's shape checks
+   * (C % 16, tiles) come first.
    */
   nvfp4KernelPath(spec: OperandSpec, rows: number, cols: number, transpose: boolean): { fast: boolean; reason: string } {
     if (this.quantKernels === "plain") return { fast: false, reason: "FP4LM_QUANT_KERNELS=plain" };
     if (spec.rht && spec.rht.size > 16) return { fast: false, reason: `RHT size ${spec.rht.size} > 16 (cross-thread butterflies)` };
-    if (transpose && cols % 4 !== 0) return { fast: false, reason: `columnwise operand with cols ${cols} not a multiple of 4` };
     return { fast: true, reason: transpose ? "column kernel" : "row kernel" };
   }
 
@@ -399,7 +398,7 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
         if (this.nvfp4KernelPath(spec, rows, cols, transpose).fast && (x.ptr & 15n) === 0n) {
           // quantize-fast.cu: one amax pass (16-byte loads; post-RHT amax in the quantize kernel's layout), one quantize pass
           const [kind, grid, block]: ["rows" | "cols", Dim3, Dim3] = transpose
-            ? ["cols", [Math.ceil(rows / 64) * Math.ceil(cols / 128), 1, 1], [128, 1, 1]]
+            ? ["cols", [Math.ceil(rows / 64) * Math.ceil(cols / 64), 1, 1], B256]
             : ["rows", [Math.ceil(R / 16) * Math.ceil(C / 256), 1, 1], B256];
           if (spec.rht) {
             this.launch("quantize-fast.cu", `nvfp4_rht_amax_${kind}_f32`, grid, block, 0, [ptr(x.ptr), i32(rows), i32(cols), ...rhtArgs, ptr(amax), ptr(slot)]);

@@ -209,23 +209,17 @@ FP4Q_HD u32 e2m1_sr(float v, u32 r8) {
   if (ab > F32_INF) return 7u;
   const u32 s = (b >> 31) << 3;
   if (ab >= 0x40c00000u) return s | 7u;  // ≥ 6
-  const float a = bits_f32(ab);
-  u32 i;
-  float lo, scale;
-  if (ab < 0x40000000u) {  // a < 2: grid step 0.5
-    i = (u32)fmul_rn(a, 2.0f);  // floor(2a), exact product, truncating conversion
-    lo = fmul_rn((float)i, 0.5f);
-    scale = 512.0f;
-  } else if (ab < 0x40800000u) {  // 2 ≤ a < 4: step 1
-    i = ab < 0x40400000u ? 4u : 5u;
-    lo = ab < 0x40400000u ? 2.0f : 3.0f;
-    scale = 256.0f;
-  } else {  // 4 ≤ a < 6: step 2
-    i = 6u;
-    lo = 4.0f;
-    scale = 128.0f;
-  }
-  const u32 k = (u32)fmul_rn(fsub_rn(a, lo), scale);
+  // a = |v| < 6, biased exponent E ≤ 129. With the grid step q (0.5 below 2, 1 in [2, 4), 2 in
+  // [4, 6)), F = floor(a · 256/q) is the 24-bit significand shifted right by 14 (E ≥ 127) or
+  // 141 − E (below; ≥ 32 → 0, subnormals included): then lo = q·(F >> 8) relative to the octave,
+  // k = floor(256·(a − lo)/q) = F & 255 and the lower grid point's code is (F >> 8) + 2·(E − 127)⁺,
+  // all in integers (no float↔int conversions).
+  const u32 E = ab >> 23;
+  const u32 mant = (ab & 0x7fffffu) | 0x800000u;
+  const u32 sh = E >= 127u ? 14u : 141u - E;
+  const u32 F = sh >= 32u ? 0u : mant >> sh;
+  const u32 i = (F >> 8) + (E > 127u ? 2u * (E - 127u) : 0u);
+  const u32 k = F & 255u;
   return s | ((k + (r8 & 255u) >= 256u) ? i + 1u : i);
 }
 
@@ -319,6 +313,17 @@ FP4Q_HD float bf16_to_f32(u16 h) { return bits_f32((u32)h << 16); }
 FP4Q_HD u16 bf16_from_f64(double v) {
   const u64 b = f64_bits(v);
   const u32 sign = (u32)(b >> 48) & 0x8000u;
+  {
+    // the normal BF16 range 2^−126 ≤ |v| < 2^128 (biased exponent 897..1150) on the two 32-bit
+    // words: t = exponent and top 7 mantissa bits, rounding from the 13 + 32 bits below (the same
+    // RNE as the 64-bit path after it; a carry into the exponent, up to 0x7F80 = inf, included)
+    const u32 ahi = (u32)(b >> 32) & 0x7fffffffu, lo = (u32)b;
+    if (ahi >= 0x38100000u && ahi < 0x47f00000u) {
+      const u32 t = ahi >> 13, rest = ahi & 0x1fffu;
+      const u32 up = (rest > 0x1000u || (rest == 0x1000u && (lo != 0u || (t & 1u) != 0u))) ? 1u : 0u;
+      return (u16)(sign | (t - (896u << 7) + up));
+    }
+  }
   const u64 a = b & 0x7fffffffffffffffull;
   if (a >= 0x7ff0000000000000ull) return (u16)(a > 0x7ff0000000000000ull ? 0x7fc0u : (sign | 0x7f80u));
   const int e = (int)(a >> 52) - 1023;

@@ -13,8 +13,7 @@
  * e = r·C + c run along C of it; outputs are row-major in it.
  *
  * Requirements (the host checks them and otherwise runs quantize.cu): x, packed, scales and the
- * operands 16-byte aligned (cudaMalloc'd); C % 16 == 0; RHT size 0, 2, 4, 8 or 16; the row kernels
- * any R; the column kernels (transpose) cols % 4 == 0 (rows % 16 == 0 is C % 16); tile2d R % 16 == 0.
+ * operands 16-byte aligned (cudaMalloc'd); C % 16 == 0; RHT size 0, 2, 4, 8 or 16; tile2d R % 16 == 0.
  *
  * Build (NVRTC): --gpu-architecture=sm_90a --std=c++17 --fmad=false (as quantize.cu).
  */
@@ -25,9 +24,10 @@ using namespace fp4q;
 
 // row kernels: CTA = 256 threads = 16 rows x 16 blocks of 16 (a 16x256 tile of (R, C))
 #define QF_ROW_THREADS 256
-// column kernels: CTA = 128 threads = 4 warps; warp w takes 16 original rows, lane l 4 original
-// columns (one float4 per row): a 64x128 tile of x, i.e. 128 quantized rows x 64 quantized columns
-#define QF_COL_THREADS 128
+// column kernels: CTA = 256 threads = 8 warps over a 64x64 tile of x; warp w takes original rows
+// 16·(w % 4) .. +15 and columns 32·(w / 4) .. +31, lane l one column (a 128-byte row segment per
+// load instruction), i.e. one 16-block of one quantized row per thread, as in the row kernels
+#define QF_COL_THREADS 256
 
 // ---------------------------------------------------------------- per-thread pieces
 
@@ -40,16 +40,19 @@ __device__ __forceinline__ void load_row16(const float* __restrict__ p, bool val
   }
 }
 
-/**
- * 16 rows x 4 columns at p (row stride `cols` floats, p 16-byte aligned): v[j][i] = x[r0 + i][c + j],
- * the 16-element block of quantized row c + j. Zeros when !valid.
- */
-__device__ __forceinline__ void load_cols16x4(const float* __restrict__ p, long long cols, bool valid, float v[4][16]) {
+/** 16 rows of one column at p (row stride `cols` floats): v[i] = x[r0 + i][c], the 16-element block of quantized row c. Zeros when !valid. */
+__device__ __forceinline__ void load_col16(const float* __restrict__ p, long long cols, bool valid, float v[16]) {
 #pragma unroll
-  for (int i = 0; i < 16; i++) {
-    const float4 q = valid ? *reinterpret_cast<const float4*>(p + i * cols) : make_float4(0.f, 0.f, 0.f, 0.f);
-    v[0][i] = q.x; v[1][i] = q.y; v[2][i] = q.z; v[3][i] = q.w;
-  }
+  for (int i = 0; i < 16; i++) v[i] = valid ? p[i * cols] : 0.0f;
+}
+
+/** The column kernels' thread → (first original row r0 of its block, original column c) in tile blockIdx.x. */
+__device__ __forceinline__ void col_thread(int rows, int cols, int& r0, int& c) {
+  const int tilesCols = (cols + 63) >> 6;
+  const int band = (int)(blockIdx.x / tilesCols), stripe = (int)(blockIdx.x % tilesCols);
+  const int w = threadIdx.x >> 5;
+  r0 = band * 64 + (w & 3) * 16;
+  c = stripe * 64 + (w >> 2) * 32 + (threadIdx.x & 31);
 }
 
 /**
@@ -196,36 +199,27 @@ extern "C" __global__ void __launch_bounds__(QF_ROW_THREADS) nvfp4_rht_amax_rows
  * nvfp4_rht_amax_cols_f32(const float* x, int rows, int cols, int size, int s0, int s1, int s2, int s3,
  *                         unsigned* amax_bits, unsigned long long* bad)
  *   rht_amax_f32 with transpose = 1: the RHT runs over groups of `size` consecutive ORIGINAL rows
- *   of each column (the quantized orientation is xᵀ); size ∈ {2, 4, 8, 16}, rows % 16 == 0,
- *   cols % 4 == 0; non-finite check of x (flat row-major index) into `bad`. Host zeroes *amax_bits.
- *   Grid: ceil(rows/64)·ceil(cols/128) CTAs of 128 (tile t: row band t / ceil(cols/128), column
- *   stripe t % ceil(cols/128)).
+ *   of each column (the quantized orientation is xᵀ); size ∈ {2, 4, 8, 16}, rows % 16 == 0; any
+ *   cols; non-finite check of x (flat row-major index) into `bad`. Host zeroes *amax_bits.
+ *   Grid: ceil(rows/64)·ceil(cols/64) CTAs of 256 (tile t: row band t / ceil(cols/64), column
+ *   stripe t % ceil(cols/64)).
  */
 extern "C" __global__ void __launch_bounds__(QF_COL_THREADS) nvfp4_rht_amax_cols_f32(const float* __restrict__ x, int rows, int cols, int size, int s0, int s1, int s2, int s3,
                                                                                    unsigned* amax_bits, unsigned long long* bad) {
   __shared__ u32 scratch[32];
-  const int tilesCols = (cols + 127) >> 7;
-  const int band = (int)(blockIdx.x / tilesCols), stripe = (int)(blockIdx.x % tilesCols);
-  const int r0 = band * 64 + (threadIdx.x >> 5) * 16, c = stripe * 128 + (threadIdx.x & 31) * 4;
+  int r0, c;
+  col_thread(rows, cols, r0, c);
   const bool valid = r0 < rows && c < cols;
   const long long i0 = (long long)r0 * cols + c;
-  float v[4][16];
-  load_cols16x4(x + (valid ? i0 : 0), cols, valid, v);
+  float v[16];
+  load_col16(x + (valid ? i0 : 0), cols, valid, v);
   if (valid) {
 #pragma unroll
-    for (int i = 0; i < 16; i++) {
-#pragma unroll
-      for (int j = 0; j < 4; j++) note_nonfinite(bad, i0 + (long long)i * cols + j, v[j][i]);
-    }
+    for (int i = 0; i < 16; i++) note_nonfinite(bad, i0 + (long long)i * cols, v[i]);
   }
-  u32 m = 0;
-#pragma unroll
-  for (int j = 0; j < 4; j++) {
-    if (size == 16) rht_block16(v[j], 16, (u32)s0, (u32)s1, (u32)s2, (u32)s3);
-    else rht_block16(v[j], size, (u32)s0, (u32)s1, (u32)s2, (u32)s3);
-    const u32 a = amax16_bits(v[j]);
-    m = a > m ? a : m;
-  }
+  if (size == 16) rht_block16(v, 16, (u32)s0, (u32)s1, (u32)s2, (u32)s3);
+  else rht_block16(v, size, (u32)s0, (u32)s1, (u32)s2, (u32)s3);
+  u32 m = amax16_bits(v);
   m = block_max_bits(m, scratch);
   if (threadIdx.x == 0) atomic_max_nonneg_bits(amax_bits, m);
 }
@@ -280,43 +274,28 @@ extern "C" __global__ void __launch_bounds__(QF_ROW_THREADS) nvfp4_quantize_rows
 
 /**
  * The column kernel's body: x is (rows, cols); the quantized orientation is (R, C) = (cols, rows).
- * Warp w of tile t takes original rows r0 = 64·(t / tilesCols) + 16·w .. +15, lane l original
- * columns c = 128·(t % tilesCols) + 4·l .. +3: quantized rows c .. c+3, one 16-block each at
- * quantized column r0 (flat index e0 = (c + j)·rows + r0).
+ * The thread (col_thread) owns original column c, rows r0 .. r0+15: the 16-block of quantized row c
+ * at quantized column r0 (flat index e0 = c·rows + r0).
  */
 template <bool SR>
 __device__ __forceinline__ void nvfp4_cols_body(const float* __restrict__ x, int rows, int cols, int tile2d, int rht_size, u32 s0, u32 s1, u32 s2, u32 s3,
                                                 u32 seed_lo, u32 seed_hi, u32 tensor_id, const unsigned* amax_bits, unsigned char* packed,
                                                 unsigned char* scales, float* operand_out, unsigned short* operand_bf16_out) {
-  const int tilesCols = (cols + 127) >> 7;
-  const int band = (int)(blockIdx.x / tilesCols), stripe = (int)(blockIdx.x % tilesCols);
-  const int r0 = band * 64 + (threadIdx.x >> 5) * 16, c = stripe * 128 + (threadIdx.x & 31) * 4;
+  int r0, c;
+  col_thread(rows, cols, r0, c);
   const bool valid = r0 < rows && c < cols;
-  float v[4][16];
-  load_cols16x4(x + (valid ? (long long)r0 * cols + c : 0), cols, valid, v);
-  u32 bam[4];
+  float v[16];
+  load_col16(x + (valid ? (long long)r0 * cols + c : 0), cols, valid, v);
+  if (rht_size == 16) rht_block16(v, 16, s0, s1, s2, s3);
+  else if (rht_size > 0) rht_block16(v, rht_size, s0, s1, s2, s3);
+  u32 bam = amax16_bits(v);
+  if (tile2d) {  // the 16x16 tile: quantized rows c & ~15 .. +15 = lanes 16k .. 16k+15 (cols % 16 == 0), same r0
 #pragma unroll
-  for (int j = 0; j < 4; j++) {
-    if (rht_size == 16) rht_block16(v[j], 16, s0, s1, s2, s3);
-    else if (rht_size > 0) rht_block16(v[j], rht_size, s0, s1, s2, s3);
-    bam[j] = amax16_bits(v[j]);
-  }
-  if (tile2d) {  // the 16x16 tile: quantized rows c & ~15 .. +15 = lanes 4k .. 4k+3 (cols % 16 == 0), this thread's 16 columns
-    u32 m = bam[0];
-#pragma unroll
-    for (int j = 1; j < 4; j++) m = bam[j] > m ? bam[j] : m;
-#pragma unroll
-    for (int o = 1; o < 4; o <<= 1) { const u32 t = __shfl_xor_sync(0xffffffffu, m, o); m = t > m ? t : m; }
-#pragma unroll
-    for (int j = 0; j < 4; j++) bam[j] = m;
+    for (int o = 1; o < 16; o <<= 1) { const u32 t = __shfl_xor_sync(0xffffffffu, bam, o); bam = t > bam ? t : bam; }
   }
   if (!valid) return;
   const Nvfp4TensorScales ts = nvfp4_tensor_scales(__uint_as_float(*amax_bits));
-#pragma unroll
-  for (int j = 0; j < 4; j++) {
-    const long long e0 = (long long)(c + j) * rows + r0;
-    emit_block<SR>(v[j], bam[j], ts, seed_lo, seed_hi, tensor_id, e0, packed, scales, operand_out, operand_bf16_out);
-  }
+  emit_block<SR>(v, bam, ts, seed_lo, seed_hi, tensor_id, (long long)c * rows + r0, packed, scales, operand_out, operand_bf16_out);
 }
 
 /**
@@ -324,8 +303,8 @@ __device__ __forceinline__ void nvfp4_cols_body(const float* __restrict__ x, int
  *                         int sr, unsigned seed_lo, unsigned seed_hi, unsigned tensor_id, const unsigned* amax_bits,
  *                         unsigned char* packed, unsigned char* scales, float* operand_out, unsigned short* operand_bf16_out)
  *   = nvfp4_quantize_f32 with transpose = 1 (x is (rows, cols); outputs (cols, rows)-oriented).
- *   rows % 16 == 0, cols % 4 == 0 (tile2d: cols % 16 == 0), rht_size ∈ {0, 2, 4, 8, 16}.
- *   Grid: ceil(rows/64)·ceil(cols/128) CTAs of 128.
+ *   rows % 16 == 0 (tile2d: cols % 16 == 0), rht_size ∈ {0, 2, 4, 8, 16}.
+ *   Grid: ceil(rows/64)·ceil(cols/64) CTAs of 256.
  */
 extern "C" __global__ void __launch_bounds__(QF_COL_THREADS) nvfp4_quantize_cols_f32(const float* __restrict__ x, int rows, int cols, int tile2d, int rht_size,
                                                                                    int s0, int s1, int s2, int s3, int sr, unsigned seed_lo, unsigned seed_hi,
