@@ -4,10 +4,10 @@
  * give up to P× the throughput of one; CUDA MPS is used when `nvidia-cuda-mps-control` starts),
  * each job is one suite × horizon × seed (optionally a list of runs), and a job that is still
  * running at the deadline is stopped (SIGTERM, then SIGKILL) — the runs it finished are kept,
- * since the runner writes results.json after every run. What comes back (under OUT/exp/):
- * results.json, report.md and SVGs of every job, and each run folder's metrics.jsonl,
- * config.json and precision.json — never checkpoints. Merge them here with
- * `fp4lm report ... --out experiments/SUITE-HORIZON` (scripts/experiments-merge.sh).
+ * since the runner writes results.json after every run. What comes back is OUT/exp.tgz (the device
+ * tool returns neither deep folders nor names with '+'): every job folder with results.json,
+ * report.md, SVGs, and each run folder's metrics.jsonl, config.json and precision.json — never
+ * checkpoints or token files. Merge them here with `fp4lm report ... --out experiments/SUITE-HORIZON`.
  *
  * Horizons (issue 5): short = `--model exp-short --tokens-per-param 20`, long = `--model exp-long
  * --tokens-per-param 200`. Every job passes `--reuse` with the folders of the jobs of the same
@@ -19,7 +19,7 @@
  *        precision/short/0 precision/short/1 switch/long/0/forward,backward ... [-- --key=value ...]
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 
@@ -101,7 +101,6 @@ function main(): void {
         writeFileSync(join(dir, "job.log"), Buffer.concat(log));
         status.set(job.id, sig ? `stopped (${sig})` : code === 0 ? "done" : `exit ${code}`);
         running.delete(child);
-        collect(join(work, job.id), join(out, "exp", job.id));
         startNext();
         if (!running.size) finish();
       });
@@ -112,6 +111,9 @@ function main(): void {
   const finish = () => {
     for (const j of queue) status.set(j.id, "not started (deadline)");
     stopMps(mps);
+    mkdirSync(out, { recursive: true });
+    const tar = spawnSync("tar", ["--exclude=*.safetensors", "--exclude=*.bin", "-czf", join(out, "exp.tgz"), "-C", work, "."], { encoding: "utf8" });
+    console.log(tar.status === 0 ? `results in ${join(out, "exp.tgz")}` : `tar failed: ${tar.stderr}`);
     console.log(`\njobs after ${((Date.now() - t0) / 1000).toFixed(0)} s`);
     for (const j of jobs) console.log(`${j.id.padEnd(48)} ${status.get(j.id)}`);
     process.exit(0);
@@ -125,19 +127,6 @@ function main(): void {
   }, 1000);
   startNext();
   if (!running.size) finish();
-}
-
-/** Copy a job folder's small files (no checkpoints) to `to`. */
-function collect(from: string, to: string): void {
-  if (!existsSync(from)) return;
-  for (const f of readdirSync(from)) {
-    const p = join(from, f);
-    if (statSync(p).isDirectory()) collect(p, join(to, f));
-    else if (!f.endsWith(".safetensors") && !f.endsWith(".bin") && statSync(p).size < 4 << 20) {
-      mkdirSync(to, { recursive: true });
-      copyFileSync(p, join(to, f));
-    }
-  }
 }
 
 /** Start the CUDA MPS daemon when the driver ships it; says what happened. */
