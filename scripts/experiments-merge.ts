@@ -24,7 +24,7 @@ function suiteFolders(root: string): { key: string; dir: string }[] {
   const out: { key: string; dir: string }[] = [];
   for (const group of readdirSync(root)) {
     const g = join(root, group);
-    if (!statSync(g).isDirectory() || !/^[\w.-]+-(short|long)$/.test(group)) continue;
+    if (!statSync(g).isDirectory() || !/^[\w.-]+-(\w+-)?(short|long)$/.test(group)) continue;
     for (const job of readdirSync(g)) {
       const j = join(g, job);
       if (!statSync(j).isDirectory()) continue;
@@ -50,7 +50,7 @@ function main(): void {
   for (const [key, dirs] of [...byKey].sort()) {
     const target = join(out, key);
     const merged = mergeResults([...(existsSync(join(target, "results.json")) ? [target] : []), ...dirs]);
-    const horizon = key.slice(key.lastIndexOf("-") + 1);
+    const horizon = key.slice(merged.suite.length + 1);
     for (const run of merged.runs) {
       for (const s of run.seeds) {
         const from = local(s.dir);

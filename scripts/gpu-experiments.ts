@@ -27,6 +27,8 @@ import { parseArgs } from "node:util";
 export const HORIZONS: Record<string, { model: string; tokensPerParam: number; batchSize: number }> = {
   short: { model: "exp-short", tokensPerParam: 20, batchSize: 16 },
   long: { model: "exp-long", tokensPerParam: 200, batchSize: 32 },
+  /** issue 8: the Nemotron-H hybrid at the short horizon */
+  "hybrid-short": { model: "exp-hybrid-short", tokensPerParam: 20, batchSize: 16 },
 };
 
 /** Settings every GPU experiment job uses (evaluation cadence, device); the horizon picks model, tokens and batch. */

@@ -346,6 +346,11 @@ test("GPU presets: exp-short ~20 and exp-long ≥ 200 tokens per non-embedding p
   }
   assert.ok(tokens[1] > tokens[0] && tokens[1] < 10 * tokens[0], `the long horizon costs ${(tokens[1] / tokens[0]).toFixed(1)}× the short one's tokens`);
   assert.ok(parameterCount({ ...MODEL_PRESETS["exp-long"], vocabSize: 0 }) < parameterCount({ ...MODEL_PRESETS["exp-short"], vocabSize: 0 }), "the long horizon uses the smaller model");
+  // the hybrid's precision suite (issue 8) sits next to exp-short: about as many parameters, every recipe trains
+  const hy = planSuite("precision", { model: "exp-hybrid-short", tokensPerParam: 20, outDir: root, extra: ["batchSize=16"] });
+  const ratio = hy.runs[0].result.nonEmbeddingParams / parameterCount({ ...MODEL_PRESETS["exp-short"], vocabSize: 0 });
+  assert.ok(ratio > 0.9 && ratio < 1.1, `hybrid/Transformer parameters ${ratio.toFixed(3)}`);
+  assert.deepEqual(hy.runs.map((r) => [r.result.name, r.result.skipped]), [["bf16", undefined], ["fp8", undefined], ["nvfp4", undefined], ["mxfp4", undefined]]);
   const long = planSuite("layers", { model: "exp-short", steps: 100, outDir: root });
   const blocks = (n: string) => long.runs.find((p) => p.run.name === n)!.result.bf16Blocks;
   assert.notDeepEqual(blocks("first-4"), blocks("last-4"), "6 blocks: the layer suite can tell first from last");

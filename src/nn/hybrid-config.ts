@@ -62,6 +62,13 @@ export const HYBRID_PRESETS: Record<string, Preset> = {
     dModel: 512, nHeads: 8, nKvHeads: 2, dFF: 2048, seqLen: 1024, pattern: PATTERN_12B.slice(0, 18) + "M-M-",
     mamba: { nGroups: 8, dState: 64, headDim: 32, expand: 2, convWindow: 4, chunkSize: 128 },
   }),
+  /** issue 5/8's hybrid experiment preset, the short horizon next to the Transformer exp-short (d 128, 0.885M):
+   * 9 blocks `M-M-M*-M-` (4 Mamba-2, 4 FFN, 1 attention), 0.90M non-embedding parameters, T 1024. Mamba
+   * widths chosen so that in_proj (2·256 + 2·1·60 + 8 = 640 rows) tiles for every recipe (16, 32, 128). */
+  "exp-hybrid-short": hybrid({
+    dModel: 128, nHeads: 2, nKvHeads: 1, dFF: 384, seqLen: 1024, pattern: "M-M-M*-M-",
+    mamba: { nGroups: 1, dState: 60, headDim: 32, expand: 2, convWindow: 4, chunkSize: 64 },
+  }),
   /** the paper's 8B (App. A.2): d 4096, FFN 21504, GQA 32/4 (the paper's 4 KV heads; Megatron-Bridge has 8), Mamba-2 8 groups, state 128, head 64 */
   "nemotronh-8b": hybrid({
     dModel: 4096, nHeads: 32, nKvHeads: 4, dFF: 21504, seqLen: 8192, pattern: PATTERN_8B,
