@@ -115,6 +115,8 @@ export interface Backend<T extends Tensor = Tensor, K extends Tokens = Tokens, O
   sumSquaresMany(gs: T[]): Float64Array;
   /** AdamW step in place; gradScale applies the clip factor */
   adamw(param: T, grad: T, m: T, v: T, lr: number, t: number, cfg: AdamWConfig, decay: boolean, gradScale: number): void;
+  /** adamw on every parameter i in order (decay[i] per parameter): what a GPU runs as one launch */
+  adamwMany(params: T[], grads: T[], ms: T[], vs: T[], decay: boolean[], lr: number, t: number, cfg: AdamWConfig, gradScale: number): void;
   /** free what the backend holds (worker threads, device memory) */
   close(): void;
 }

@@ -34,7 +34,8 @@ export class Optimizer {
   step(lr: number, norm: number): void {
     this.t++;
     const scale = clipFactor(norm, this.cfg.gradClip);
-    this.params.forEach((p, i) => this.be.adamw(p.data, p.grad, this.m[i], this.v[i], lr, this.t, this.cfg, p.decay, scale));
+    const ps = this.params;
+    this.be.adamwMany(ps.map((p) => p.data), ps.map((p) => p.grad), this.m, this.v, ps.map((p) => p.decay), lr, this.t, this.cfg, scale);
   }
 
   zeroGrad(): void {

@@ -224,6 +224,9 @@ export class CpuBackend implements Backend<CpuTensor, CpuTokens, CpuOperand> {
   adamw(param: CpuTensor, grad: CpuTensor, m: CpuTensor, v: CpuTensor, lr: number, t: number, cfg: AdamWConfig, decay: boolean, gradScale: number): void {
     adamwUpdate(param.data, grad.data, { m: m.data, v: v.data }, lr, t, cfg, decay, gradScale);
   }
+  adamwMany(params: CpuTensor[], grads: CpuTensor[], ms: CpuTensor[], vs: CpuTensor[], decay: boolean[], lr: number, t: number, cfg: AdamWConfig, gradScale: number): void {
+    params.forEach((p, i) => this.adamw(p, grads[i], ms[i], vs[i], lr, t, cfg, decay[i], gradScale));
+  }
 
   close(): void {
     this.pool.close();

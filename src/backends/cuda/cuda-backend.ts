@@ -90,7 +90,16 @@ export interface CudaBackendOptions {
    * compared with). The bytes are the same. Environment: FP4LM_QUANT_KERNELS=fast|plain.
    */
   quantKernels?: QuantKernels;
+  /**
+   * The non-GEMM op kernels: "fast" (default: multi-tensor AdamW and Σg², vectorised elementwise,
+   * RMSNorm backward, cross-entropy, fused split+RoPE, the cp.async/ldmatrix attention) or "plain"
+   * (the previous one-tensor-per-launch, one-element-per-thread kernels: the twins the fast ones are
+   * compared with). Environment: FP4LM_OPS_KERNELS=fast|plain.
+   */
+  opsKernels?: OpsKernels;
 }
+
+export type OpsKernels = "fast" | "plain";
 
 export type QuantKernels = "fast" | "plain";
 
@@ -117,6 +126,9 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
 
   private readonly attentionMode: "bf16" | "fp32";
   private quantKernels: QuantKernels;
+  private readonly opsKernels: OpsKernels;
+  /** multi-tensor tables on the device (optim.cu's MtTensor rows), by the parameter list's pointers */
+  private readonly mtTables = new Map<string, { ptr: bigint; count: number; blocks: number }>();
   /** device FP32 [alpha, 0, 1]: the NVFP4 GEMM's alpha (written per GEMM on the stream) and the two betas */
   private readonly gemmScalars: bigint;
 
@@ -127,6 +139,9 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     const qk = opts.quantKernels ?? process.env.FP4LM_QUANT_KERNELS ?? "fast";
     if (qk !== "fast" && qk !== "plain") throw new RangeError(`FP4LM_QUANT_KERNELS must be fast or plain, got ${JSON.stringify(qk)}`);
     this.quantKernels = qk;
+    const ok = opts.opsKernels ?? process.env.FP4LM_OPS_KERNELS ?? "fast";
+    if (ok !== "fast" && ok !== "plain") throw new RangeError(`FP4LM_OPS_KERNELS must be fast or plain, got ${JSON.stringify(ok)}`);
+    this.opsKernels = ok;
     this.drv = getDriver();
     const info = this.drv.useDevice(opts.device ?? 0);
     this.name = `cuda:${opts.device ?? 0} (${info.name})`;
@@ -781,7 +796,46 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     return s;
   }
 
+  /**
+   * optim.cu's table for these tensors (built once per list: a model's parameters keep their
+   * buffers), or null where a pointer is not 16-byte aligned (then the per-tensor kernels run).
+   */
+  private mtTable(p: (CudaTensor | null)[], g: CudaTensor[], m: (CudaTensor | null)[], v: (CudaTensor | null)[], wd: number[]): { ptr: bigint; count: number; blocks: number } | null {
+    const ptrs = g.flatMap((t, i) => [p[i]?.ptr ?? 0n, t.ptr, m[i]?.ptr ?? 0n, v[i]?.ptr ?? 0n]);
+    if (ptrs.some((x) => (x & 15n) !== 0n)) return null;
+    const key = `${ptrs.join(",")}/${wd.join(",")}/${g.map((t) => t.size).join(",")}`;
+    let e = this.mtTables.get(key);
+    if (e) return e;
+    const MT_CHUNK = 8192, rowBytes = 48;
+    const buf = new DataView(new ArrayBuffer(Math.max(1, g.length) * rowBytes));
+    let blocks = 0;
+    g.forEach((t, i) => {
+      const o = i * rowBytes;
+      for (let j = 0; j < 4; j++) buf.setBigUint64(o + 8 * j, ptrs[4 * i + j], true);
+      buf.setBigInt64(o + 32, BigInt(t.size), true);
+      buf.setFloat32(o + 40, wd[i], true);
+      buf.setInt32(o + 44, blocks, true);
+      blocks += Math.ceil(t.size / MT_CHUNK);
+    });
+    const dev = this.mem.alloc(buf.byteLength);
+    this.drv.memcpyHtoD(dev, new Uint8Array(buf.buffer), buf.byteLength);
+    e = { ptr: dev, count: g.length, blocks };
+    this.mtTables.set(key, e);
+    return e;
+  }
+
   sumSquaresMany(gs: CudaTensor[]): Float64Array {
+    const tab = this.opsKernels === "fast" && gs.length > 0 ? this.mtTable(gs.map(() => null), gs, gs.map(() => null), gs.map(() => null), gs.map(() => 0)) : null;
+    if (tab && tab.blocks > 0) {
+      const partials = this.scratch(tab.blocks * 4), totals = this.scratch(gs.length * 8);
+      this.launch("optim.cu", "sum_squares_chunks", [tab.blocks, 1, 1], B256, 0, [ptr(partials), ptr(tab.ptr), i32(tab.count)]);
+      this.launch("optim.cu", "sum_squares_segments", [tab.count, 1, 1], B256, 0, [ptr(totals), ptr(partials), ptr(tab.ptr), i32(tab.count), i32(tab.blocks)]);
+      const out = new Float64Array(gs.length);
+      this.drv.memcpyDtoH(out, totals, out.byteLength);
+      this.release(partials, totals);
+      this.flushChecks();
+      return out;
+    }
     const totals = this.scratch(gs.length * 8);
     gs.forEach((g, i) => {
       const P = Math.max(1, Math.min(Math.ceil(g.size / 256), 1024));
@@ -804,6 +858,21 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     ]);
   }
 
+  adamwMany(params: CudaTensor[], grads: CudaTensor[], ms: CudaTensor[], vs: CudaTensor[], decay: boolean[], lr: number, t: number, cfg: AdamWConfig, gradScale: number): void {
+    params.forEach((p, i) => {
+      if (grads[i].size !== p.size || ms[i].size !== p.size || vs[i].size !== p.size) throw new RangeError(`adamwMany: parameter ${i} has ${p.size} elements, its gradient/moments ${grads[i].size}/${ms[i].size}/${vs[i].size}`);
+    });
+    const tab = this.opsKernels === "fast" && params.length > 0 ? this.mtTable(params, grads, ms, vs, decay.map((d) => (d ? cfg.weightDecay : 0))) : null;
+    if (!tab) {
+      params.forEach((p, i) => this.adamw(p, grads[i], ms[i], vs[i], lr, t, cfg, decay[i], gradScale));
+      return;
+    }
+    if (tab.blocks === 0) return;
+    this.launch("optim.cu", "adamw_update_multi", [tab.blocks, 1, 1], B256, 0, [
+      ptr(tab.ptr), i32(tab.count), f32(lr), f32(cfg.beta1), f32(cfg.beta2), f32(cfg.eps), f32(1 - cfg.beta1 ** t), f32(1 - cfg.beta2 ** t), f32(gradScale),
+    ]);
+  }
+
   /** Device memory use (the caching allocator's counters). */
   memoryStats(): ReturnType<CachingAllocator["stats"]> {
     return this.mem.stats();
@@ -823,6 +892,8 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     this.pendingTokens.length = 0;
     for (const t of this.ropeTables.values()) this.release(t.cos, t.sin);
     this.ropeTables.clear();
+    for (const e of this.mtTables.values()) this.mem.free(e.ptr);
+    this.mtTables.clear();
     this.mem.free(this.workspace);
     this.mem.free(this.checkSlots);
     this.mem.free(this.gemmScalars);
