@@ -12,7 +12,7 @@
  */
 import { brotliCompressSync, constants } from "node:zlib";
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { basename, dirname, join, resolve } from "node:path";
+import { basename, dirname, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { mergeResults, verdict, writeReport } from "../src/experiments/report.ts";
 
@@ -58,8 +58,12 @@ function main(): void {
         const home = s.reusedFrom ? join(out, `${s.reusedFrom.split("/")[0]}-${horizon}`) : target;
         const to = join(home, "runs", name);
         if (resolve(from) !== resolve(to) && existsSync(from)) copyRun(from, to);
+        // the runner's notes name the folder a reused seed came from: name its committed copy
+        const rel = relative(target, to);
+        run.notes = run.notes.map((n) => n.split(s.dir).join(rel).replace(new RegExp(`\\(${DEVICE_WORK}[^)]*/${name}\\)`, "g"), `(${rel})`));
         s.dir = to;
       }
+      run.notes = [...new Set(run.notes)];
     }
     writeReport(target, merged);
     console.log(`${key}: ${merged.runs.filter((r) => r.seeds.length).length} runs with results (${dirs.length} job folders merged)\n  here: ${verdict(merged)}`);

@@ -122,7 +122,11 @@ export function mergeSuiteResults(a: SuiteResult, b: SuiteResult): SuiteResult {
     const old = runs.get(r.name);
     const seeds = new Map((old?.seeds ?? []).map((s) => [s.seed, s]));
     for (const s of r.seeds) seeds.set(s.seed, s);
-    runs.set(r.name, { ...structuredClone(r), params: r.params ?? old?.params ?? null, seeds: [...seeds.values()].sort((x, y) => x.seed - y.seed) });
+    runs.set(r.name, {
+      ...structuredClone(r), params: r.params ?? old?.params ?? null, seeds: [...seeds.values()].sort((x, y) => x.seed - y.seed),
+      // notes of both (e.g. each seed's "reused from ..."), once each
+      notes: [...new Set([...(old?.notes ?? []), ...r.notes])],
+    });
   }
   const devices = [...new Set([a.setup.device, b.setup.device])].join("+");
   return {
