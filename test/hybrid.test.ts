@@ -129,7 +129,8 @@ test("presets: the paper's block counts and ratios, valid for nvfp4 (and mxfp4 w
   for (const name of Object.keys(HYBRID_PRESETS)) {
     const p = MODEL_PRESETS[name].pattern!;
     assert.equal(count(p, "M"), count(p, "-"), `${name}: as many Mamba-2 as FFN blocks`);
-    assert.ok(p.length >= 12, name);
+    // scaled-down presets keep 12+ blocks; the experiment preset (exp-*) is sized for the GPU suites instead
+    assert.ok(p.length >= (name.startsWith("exp-") ? 9 : 12), name);
     for (const recipe of name === "nemotronh-small" ? ["nvfp4"] : ["nvfp4", "mxfp4"]) {
       const c = buildConfig([`model=${name}`, `recipe=${recipe}`, "batchSize=1"]);
       assert.equal(c.model.pattern, p);
