@@ -66,6 +66,10 @@ export interface Backend<T extends Tensor = Tensor, K extends Tokens = Tokens, O
   /** RoPE in place on x (B, T, NH, HS), half-split pairs, base theta */
   ropeForward(x: T, B: number, Tlen: number, NH: number, HS: number, theta: number): void;
   ropeBackward(dx: T, B: number, Tlen: number, NH: number, HS: number, theta: number): void;
+  /** q (B,T,NH,HS), k, v (B,T,NKV,HS) ← the fused projection qkv (B·T, (NH + 2·NKV)·HS): splitColumns, then ropeForward of q and k (one pass on a GPU) */
+  qkvSplitRope(qkv: T, q: T, k: T, v: T, B: number, Tlen: number, NH: number, NKV: number, HS: number, theta: number): void;
+  /** the inverse for the gradients: dqkv OVERWRITTEN = [ropeBackward(dq) | ropeBackward(dk) | dv] per row; dq and dk are clobbered (the CPU rotates them in place) */
+  qkvRopeConcat(dqkv: T, dq: T, dk: T, dv: T, B: number, Tlen: number, NH: number, NKV: number, HS: number, theta: number): void;
   /** shape of what attentionForward saves for the backward: probabilities (B,NH,T,T), or a
    * flash-style backend's per-row logsumexp (B,NH,T) */
   attentionSavedShape(B: number, Tlen: number, NH: number, HS: number): number[];

@@ -9,16 +9,24 @@
  * partial rotary, sliding windows, biases, tied embeddings or pre-quantized weights:
  * `fromHfConfig` rejects those, all at once. Config keys: transformers' ArceeConfig / LlamaConfig;
  * transformers 5 keeps RoPE in `rope_parameters` and reads `dtype`, older versions `rope_theta`
- * and `torch_dtype`: we write both and accept either.
+ * and `torch_dtype`: we write both and accept either. Hybrids (a block pattern) are
+ * `NemotronHForCausalLM`: hf-nemotronh.ts, reached through the same three functions.
  */
 import { FileFormatError } from "../errors.ts";
+import { isHybrid } from "../nn/hybrid-config.ts";
 import { mlpKind, modelConfigProblems, type MlpKind, type ModelConfig } from "../nn/model-config.ts";
+import { fromNemotronHConfig, NEMOTRON_H, nemotronhNames, toNemotronHConfig } from "./hf-nemotronh.ts";
 
 /** The transformers architecture of each MLP kind, and what its config.json says about the MLP. */
 export const HF_ARCHITECTURES: Record<MlpKind, { architecture: string; modelType: string; hiddenAct: string }> = {
   sqrelu: { architecture: "ArceeForCausalLM", modelType: "arcee", hiddenAct: "relu2" },
   swiglu: { architecture: "LlamaForCausalLM", modelType: "llama", hiddenAct: "silu" },
 };
+
+/** The transformers architecture and model_type a config exports as. */
+export function hfArchitecture(m: ModelConfig): { architecture: string; modelType: string } {
+  return isHybrid(m) ? NEMOTRON_H : HF_ARCHITECTURES[mlpKind(m)];
+}
 
 /** One HF tensor: a consecutive block of rows of an fp4lm parameter (all of it, q/k/v of qkv, or gate/up of a SwiGLU fc1). */
 export interface HfTensorPart {
@@ -37,6 +45,7 @@ export interface HfNameMapEntry {
 
 /** The full name map, in fp4lm's parameter order (GPT.params). */
 export function hfNames(m: ModelConfig): HfNameMapEntry[] {
+  if (isHybrid(m)) return nemotronhNames(m);
   const C = m.dModel, F = m.dFF, V = m.vocabSize, NH = m.nHeads, NKV = m.nKvHeads, HS = C / NH;
   const whole = (param: string, shape: number[], name: string): HfNameMapEntry => ({ param, shape, parts: [{ name, shape, row: 0 }] });
   const out = [whole("embed.weight", [V, C], "model.embed_tokens.weight")];
@@ -90,6 +99,7 @@ export function joinParam(e: HfNameMapEntry, get: (name: string) => Float32Array
 
 /** config.json of an fp4lm model as transformers' ArceeConfig (squared ReLU) or LlamaConfig (SwiGLU). */
 export function toHfConfig(model: ModelConfig, opts: { dtype: "bfloat16" | "float32"; eotToken: number }): Record<string, unknown> {
+  if (isHybrid(model)) return toNemotronHConfig(model, opts);
   const arch = HF_ARCHITECTURES[mlpKind(model)];
   return {
     architectures: [arch.architecture],
@@ -120,7 +130,7 @@ export function toHfConfig(model: ModelConfig, opts: { dtype: "bfloat16" | "floa
 }
 
 /** Keys that transformers types as float: written with a ".0" when integral (strict dataclass configs check types). */
-const FLOAT_KEYS = ["rms_norm_eps", "rope_theta", "initializer_range", "attention_dropout"];
+const FLOAT_KEYS = ["rms_norm_eps", "rope_theta", "initializer_range", "attention_dropout", "layer_norm_epsilon", "hidden_dropout", "time_step_min", "time_step_max", "time_step_floor"];
 
 /** config.json text: 2-space JSON, float-typed keys always written as floats. */
 export function hfConfigJson(cfg: Record<string, unknown>): string {
@@ -132,15 +142,17 @@ const isObj = (v: unknown): v is Record<string, unknown> => typeof v === "object
 const show = (v: unknown) => JSON.stringify(v);
 
 /**
- * ModelConfig from a parsed config.json (model_type "arcee" → squared ReLU, "llama" → SwiGLU).
+ * ModelConfig from a parsed config.json (model_type "arcee" → squared ReLU, "llama" → SwiGLU,
+ * "nemotron_h" → a hybrid).
  * Throws FileFormatError naming `file` and listing every unsupported option or missing/invalid
  * key at once. seqLen is max_position_embeddings.
  */
 export function fromHfConfig(cfg: unknown, file: string): ModelConfig {
   if (!isObj(cfg)) throw new FileFormatError(file, `config.json must be a JSON object, got ${show(cfg)?.slice(0, 40)}`);
+  if (cfg.model_type === NEMOTRON_H.modelType) return fromNemotronHConfig(cfg, file);
   const mlp = (Object.keys(HF_ARCHITECTURES) as MlpKind[]).find((k) => HF_ARCHITECTURES[k].modelType === cfg.model_type);
   if (!mlp) {
-    throw new FileFormatError(file, `model_type ${show(cfg.model_type) ?? "(missing)"} is not supported; fp4lm imports model_type "arcee" (ArceeForCausalLM) and "llama" (LlamaForCausalLM) only`);
+    throw new FileFormatError(file, `model_type ${show(cfg.model_type) ?? "(missing)"} is not supported; fp4lm imports model_type "arcee" (ArceeForCausalLM), "llama" (LlamaForCausalLM) and "nemotron_h" (NemotronHForCausalLM) only`);
   }
   const arch = HF_ARCHITECTURES[mlp];
   const problems: string[] = [];

@@ -1,8 +1,9 @@
 /**
- * Import a Hugging Face `ArceeForCausalLM` or `LlamaForCausalLM` folder (config.json +
+ * Import a Hugging Face `ArceeForCausalLM`, `LlamaForCausalLM` or `NemotronHForCausalLM` folder (config.json +
  * model.safetensors, or model.safetensors.index.json + shards; F32, BF16, F16 or F64 tensors) as
  * a full fp4lm checkpoint: FP32 master weights (q/k/v joined into our fused qkv; for Llama,
- * gate_proj/up_proj into the fused fc1 of the SwiGLU MLP), zero AdamW moments, step 0,
+ * gate_proj/up_proj into the fused fc1 of the SwiGLU MLP; for Nemotron-H, `backbone.` or `model.`
+ * names, hf-nemotronh.ts), zero AdamW moments, step 0,
  * optimizerT 0, the TrainConfig of `buildConfig` with the HF model's shape (preset "imported"),
  * recipe nvfp4 unless told otherwise, and a tokenizer: fp4lm_tokenizer.json when the folder has
  * one (fp4lm exports do), else a guess from vocab_size (50257/50304 → gpt2, otherwise byte).
@@ -25,9 +26,11 @@ import { CHECKPOINT_VERSION, saveCheckpoint, type NamedTensor } from "../checkpo
 import { TIKTOKEN_VERSION, tokenizerFromJSON, type TokenizerJSON } from "../data/tokenizer.ts";
 import { FileFormatError, Fp4lmError } from "../errors.ts";
 import { readSafetensors, tensorToFloat32, type SafetensorsFile, type TensorEntry } from "../io/safetensors.ts";
-import { ConfigError, mlpKind } from "../nn/model-config.ts";
+import { isHybrid } from "../nn/hybrid-config.ts";
+import { ConfigError } from "../nn/model-config.ts";
 import { buildConfig, type TrainConfig } from "../train/config.ts";
-import { fromHfConfig, HF_ARCHITECTURES, hfNames, joinParam } from "./hf-config.ts";
+import { fromHfConfig, hfArchitecture, hfNames, joinParam } from "./hf-config.ts";
+import { canonicalNemotronHName } from "./hf-nemotronh.ts";
 import { FP4LM_TOKENIZER_FILE, HF_WEIGHTS_FILE } from "./hf-export.ts";
 
 export interface ImportHfOptions {
@@ -48,6 +51,10 @@ interface Located {
   file: string;
 }
 
+/** Python's json writes inf and nan as bare Infinity / -Infinity / NaN (transformers' NemotronH time_step_limit is [0.0, Infinity]). */
+const PY_NONFINITE = /"(?:[^"\\]|\\.)*"|(-?Infinity|NaN)/g;
+const NONFINITE_MARK = "\u0000fp4lm-nonfinite:";
+
 function readJson(path: string): unknown {
   let text: string;
   try {
@@ -56,7 +63,9 @@ function readJson(path: string): unknown {
     throw new FileFormatError(path, `cannot read (${(e as Error).message})`);
   }
   try {
-    return JSON.parse(text);
+    // bare Infinity/NaN tokens (never those inside strings) become marked strings, then numbers again
+    const marked = text.replace(PY_NONFINITE, (m, bare?: string) => (bare ? JSON.stringify(NONFINITE_MARK + bare) : m));
+    return JSON.parse(marked, (_k, v) => (typeof v === "string" && v.startsWith(NONFINITE_MARK) ? Number(v.slice(NONFINITE_MARK.length)) : v));
   } catch (e) {
     throw new FileFormatError(path, `not valid JSON (${(e as Error).message})`);
   }
@@ -158,7 +167,7 @@ export function importHf(dir: string, outCheckpoint: string, opts: ImportHfOptio
   try {
     config = buildConfig([
       `recipe=${opts.recipe ?? "nvfp4"}`,
-      ...Object.entries(model).map(([k, v]) => `model.${k}=${v}`),
+      ...Object.entries(model).flatMap(([k, v]) => (typeof v === "object" ? Object.entries(v).map(([k2, v2]) => `model.${k}.${k2}=${v2}`) : [`model.${k}=${v}`])),
       `data.tokenizer=${tokenizer.json.kind}`,
       ...(tokenizer.json.kind === "bpe" ? [`data.vocabSize=${tokenizer.json.vocabSize}`] : []),
     ]);
@@ -168,9 +177,18 @@ export function importHf(dir: string, outCheckpoint: string, opts: ImportHfOptio
   }
   config.model.preset = "imported";
 
-  const { tensors, source } = readHfTensors(dir);
-  const map = hfNames(model);
+  const { tensors: read, source } = readHfTensors(dir);
+  const arch = hfArchitecture(model);
   const problems: string[] = [];
+  // Nemotron-H: `model.` and `backbone.` name the same tensors (transformers versions differ)
+  const canonical = isHybrid(model) ? canonicalNemotronHName : (n: string) => n;
+  const tensors = new Map<string, Located>();
+  for (const [name, l] of read) {
+    const c = canonical(name);
+    if (tensors.has(c)) problems.push(`${name} and another spelling of it (${[...read.keys()].find((n) => n !== name && canonical(n) === c)}) are both present`);
+    tensors.set(c, l);
+  }
+  const map = hfNames(model);
   const expected = new Map(map.flatMap((e) => e.parts.map((p) => [p.name, p.shape] as const)));
   for (const [name, shape] of expected) {
     const got = tensors.get(name);
@@ -180,7 +198,6 @@ export function importHf(dir: string, outCheckpoint: string, opts: ImportHfOptio
     if (got.t.shape.join("x") !== shape.join("x")) problems.push(`${where} has shape [${got.t.shape}] but config.json implies [${shape}]`);
   }
   const extra = [...tensors.keys()].filter((n) => !expected.has(n) && !IGNORED.test(n));
-  const arch = HF_ARCHITECTURES[mlpKind(model)];
   if (extra.length) problems.push(`unexpected tensor${extra.length > 1 ? "s" : ""} not in an ${arch.architecture} of this config: ${extra.slice(0, 12).join(", ")}${extra.length > 12 ? ` and ${extra.length - 12} more` : ""}`);
   if (problems.length) throw new FileFormatError(source, `weights do not match ${configPath}:\n  - ${list(problems)}`);
 

@@ -292,7 +292,7 @@ test("config errors: every unsupported option listed at once, for Arcee and for 
   const base = toHfConfig(tinyConfig().model, { dtype: "float32", eotToken: 256 });
   const llama = toHfConfig(tinyConfig(["model.mlp=swiglu"]).model, { dtype: "float32", eotToken: 256 });
   assert.equal(fromHfConfig({ ...base, model_type: "llama", architectures: ["LlamaForCausalLM"], hidden_act: "silu" }, "c.json").mlp, "swiglu");
-  assert.throws(() => fromHfConfig({ ...base, model_type: "mistral" }, "c.json"), /model_type "mistral" is not supported; fp4lm imports model_type "arcee" \(ArceeForCausalLM\) and "llama" \(LlamaForCausalLM\) only/);
+  assert.throws(() => fromHfConfig({ ...base, model_type: "mistral" }, "c.json"), /model_type "mistral" is not supported; fp4lm imports model_type "arcee" \(ArceeForCausalLM\), "llama" \(LlamaForCausalLM\) and "nemotron_h" \(NemotronHForCausalLM\) only/);
   // Llama 3 style: rope scaling "llama3", tied embeddings, biases, another activation, another architecture name
   const llama3 = {
     ...llama, rope_scaling: { rope_type: "llama3", factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 },

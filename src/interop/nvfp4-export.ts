@@ -17,6 +17,7 @@ import { loadTokenizer } from "../data/tokenizer.ts";
 import { Fp4lmError, UsageError } from "../errors.ts";
 import { toBf16Bits } from "../formats/bf16.ts";
 import { writeSafetensors, type TensorEntry } from "../io/safetensors.ts";
+import { isHybrid } from "../nn/hybrid-config.ts";
 import { dequantizeNVFP4, nvfp4TensorScales, quantizeNVFP4, type NVFP4Tensor } from "../quant/nvfp4.ts";
 import { bf16Reason, validateRecipe, type RecipeConfig } from "../recipes/recipe.ts";
 import type { TrainConfig } from "../train/config.ts";
@@ -147,6 +148,9 @@ export function exportNvfp4(checkpointPath: string, outDir: string, opts: Nvfp4E
     throw new Fp4lmError(`${checkpointPath} was trained with recipe ${recipe.name} (format ${recipe.format}); the NVFP4 export stores the weights an NVFP4 run trained with, so it needs an nvfp4 checkpoint`);
   }
   const mc = cfg.model;
+  if (isHybrid(mc)) {
+    throw new Fp4lmError(`${checkpointPath} is a hybrid (pattern "${mc.pattern}"); the NVFP4 export covers the Transformer's ModelOpt layout only. Export the hybrid as NemotronHForCausalLM with --format hf`);
+  }
   const map = hfNames(mc);
   checkCheckpointMatches(checkpointPath, c, map.map((e) => ({ name: e.param, shape: e.shape })), false);
   const params = new Map(c.params.map((t) => [t.name, t.data]));

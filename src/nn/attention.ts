@@ -60,11 +60,8 @@ export class Attention {
     const be = this.ctx.be, { B, T } = this, { nHeads: NH, nKvHeads: NKV, ropeTheta } = this.cfg;
     const HS = this.cfg.dModel / NH;
     this.qkv.forward(this.qkvOut, x, B * T);
-    be.splitColumns(this.qkvOut, [this.q, this.k, this.v], B * T, this.widths);
-    if (this.rope) {
-      be.ropeForward(this.q, B, T, NH, HS, ropeTheta);
-      be.ropeForward(this.k, B, T, NKV, HS, ropeTheta);
-    }
+    if (this.rope) be.qkvSplitRope(this.qkvOut, this.q, this.k, this.v, B, T, NH, NKV, HS, ropeTheta);
+    else be.splitColumns(this.qkvOut, [this.q, this.k, this.v], B * T, this.widths);
     be.attentionForward(this.att, this.probs, this.q, this.k, this.v, B, T, NH, NKV, HS);
     this.proj.forward(out, this.att, B * T);
   }
@@ -75,11 +72,8 @@ export class Attention {
     const HS = this.cfg.dModel / NH;
     this.proj.backward(this.datt, dout);
     be.attentionBackward(this.dq, this.dk, this.dv, this.datt, this.q, this.k, this.v, this.att, this.probs, B, T, NH, NKV, HS);
-    if (this.rope) {
-      be.ropeBackward(this.dq, B, T, NH, HS, ropeTheta);
-      be.ropeBackward(this.dk, B, T, NKV, HS, ropeTheta);
-    }
-    be.concatColumns(this.dqkv, [this.dq, this.dk, this.dv], B * T, this.widths);
+    if (this.rope) be.qkvRopeConcat(this.dqkv, this.dq, this.dk, this.dv, B, T, NH, NKV, HS, ropeTheta);
+    else be.concatColumns(this.dqkv, [this.dq, this.dk, this.dv], B * T, this.widths);
     this.qkv.backward(dx, this.dqkv);
   }
 }

@@ -73,3 +73,50 @@ test("optimizer: multi-tensor AdamW = the per-tensor kernel bit for bit; multi-t
     assert.ok(Number.isFinite(s[0]) && Number.isNaN(s[1]), `NaN reaches its own sum: ${[...s]}`);
   });
 });
+
+test("elementwise: the float4 kernels = the plain ones bit for bit (tails, in place)", (t) => {
+  withBackends(t, (fast, plain, cpu) => {
+    for (const n of [4099, 4096 * 3, 2]) {
+      const x = randn(n, 500 + n), d = randn(n, 600 + n);
+      const run = <T extends Tensor>(be: Backend<T>) => {
+        const tx = be.fromArray(x, [n]), td = be.fromArray(d, [n]), o1 = be.alloc([n]), o2 = be.alloc([n]), o3 = be.alloc([n]);
+        be.sqreluForward(o1, tx);
+        be.sqreluBackward(o2, td, tx);
+        be.add(o3, tx, td);
+        be.accumulate(o3, o1);
+        be.add(td, td, tx); // out aliasing a
+        be.sqreluBackward(tx, o2, tx); // dx aliasing x
+        return [o1, o2, o3, td, tx].map((o) => be.toArray(o));
+      };
+      const [rf, rp, rc] = [run(fast), run(plain), run(cpu)];
+      ["sqrelu", "sqrelu back", "add + accumulate", "add in place", "sqrelu back in place"].forEach((what, i) => {
+        bitsEqual(`${what} n=${n} fast vs plain`, rf[i], rp[i]);
+        assert.ok(relMaxErr(rf[i], rc[i]) <= 1e-6, `${what} n=${n} vs CPU: ${relMaxErr(rf[i], rc[i])}`);
+      });
+    }
+  });
+});
+
+test("attention glue: fused split+RoPE and RoPE+concat = split, rope, concat (plain kernels and the CPU)", (t) => {
+  withBackends(t, (fast, plain, cpu) => {
+    for (const [B, T, NH, NKV, HS] of [[2, 40, 4, 2, 64], [1, 33, 3, 1, 16], [2, 8, 2, 2, 8]]) {
+      const W = (NH + 2 * NKV) * HS, tag = `B${B} T${T} heads ${NH}/${NKV} HS ${HS}`;
+      const qkv = randn(B * T * W, 700 + T), dq = randn(B * T * NH * HS, 800 + T), dk = randn(B * T * NKV * HS, 900 + T), dv = randn(B * T * NKV * HS, 1000 + T);
+      const run = <T2 extends Tensor>(be: Backend<T2>) => {
+        const x = be.fromArray(qkv, [B * T, W]);
+        const q = be.alloc([B, T, NH, HS]), k = be.alloc([B, T, NKV, HS]), v = be.alloc([B, T, NKV, HS]);
+        be.qkvSplitRope(x, q, k, v, B, T, NH, NKV, HS, 10000);
+        const g = be.alloc([B * T, W]);
+        be.qkvRopeConcat(g, be.fromArray(dq, [B, T, NH, HS]), be.fromArray(dk, [B, T, NKV, HS]), be.fromArray(dv, [B, T, NKV, HS]), B, T, NH, NKV, HS, 10000);
+        return [q, k, v, g].map((o) => be.toArray(o));
+      };
+      const [rf, rp, rc] = [run(fast), run(plain), run(cpu)];
+      ["q", "k", "v", "dqkv"].forEach((what, i) => {
+        // the same rope_rotate per pair: expected bit-identical; 1e-6 leaves room for a different FMA contraction
+        assert.ok(relMaxErr(rf[i], rp[i]) <= 1e-6, `${tag} ${what} fast vs plain: ${relMaxErr(rf[i], rp[i])}`);
+        assert.ok(relMaxErr(rf[i], rc[i]) <= 1e-6, `${tag} ${what} vs CPU: ${relMaxErr(rf[i], rc[i])}`);
+      });
+      bitsEqual(`${tag} v is a copy`, rf[2], rc[2]);
+    }
+  });
+});

@@ -122,6 +122,16 @@ export class CpuBackend implements Backend<CpuTensor, CpuTokens, CpuOperand> {
   ropeBackward(dx: CpuTensor, B: number, T: number, NH: number, HS: number, theta: number): void {
     ropeBackward(dx.data, dx.data, this.rope(T, HS, theta), B, T, NH, HS);
   }
+  qkvSplitRope(qkv: CpuTensor, q: CpuTensor, k: CpuTensor, v: CpuTensor, B: number, T: number, NH: number, NKV: number, HS: number, theta: number): void {
+    this.splitColumns(qkv, [q, k, v], B * T, [NH * HS, NKV * HS, NKV * HS]);
+    this.ropeForward(q, B, T, NH, HS, theta);
+    this.ropeForward(k, B, T, NKV, HS, theta);
+  }
+  qkvRopeConcat(dqkv: CpuTensor, dq: CpuTensor, dk: CpuTensor, dv: CpuTensor, B: number, T: number, NH: number, NKV: number, HS: number, theta: number): void {
+    this.ropeBackward(dq, B, T, NH, HS, theta);
+    this.ropeBackward(dk, B, T, NKV, HS, theta);
+    this.concatColumns(dqkv, [dq, dk, dv], B * T, [NH * HS, NKV * HS, NKV * HS]);
+  }
 
   attentionPrecision(): string {
     return "fp32 (the CPU oracle, probabilities materialised)";

@@ -598,6 +598,37 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     this.launch("rope.cu", "rope_backward", grid1((B * T * NH * HS) / 2), B256, 0, [ptr(dx.ptr), ptr(t.cos), ptr(t.sin), i32(B), i32(T), i32(NH), i32(HS)]);
   }
 
+  /** the fused split+RoPE kernels' domain: HS % 8 (two float4 per pair set), 16-byte aligned tensors */
+  private fusedQkv(HS: number, ...ts: CudaTensor[]): boolean {
+    return this.opsKernels === "fast" && HS % 8 === 0 && ts.every((t) => (t.ptr & 15n) === 0n);
+  }
+
+  qkvSplitRope(qkv: CudaTensor, q: CudaTensor, k: CudaTensor, v: CudaTensor, B: number, T: number, NH: number, NKV: number, HS: number, theta: number): void {
+    if (!this.fusedQkv(HS, qkv, q, k, v)) {
+      this.splitColumns(qkv, [q, k, v], B * T, [NH * HS, NKV * HS, NKV * HS]);
+      this.ropeForward(q, B, T, NH, HS, theta);
+      this.ropeForward(k, B, T, NKV, HS, theta);
+      return;
+    }
+    const t = this.rope(T, HS, theta);
+    this.launch("rope.cu", "qkv_split_rope", grid1((B * T * (NH + 2 * NKV) * HS) / 8), B256, 0, [
+      ptr(qkv.ptr), ptr(q.ptr), ptr(k.ptr), ptr(v.ptr), ptr(t.cos), ptr(t.sin), i32(B), i32(T), i32(NH), i32(NKV), i32(HS),
+    ]);
+  }
+
+  qkvRopeConcat(dqkv: CudaTensor, dq: CudaTensor, dk: CudaTensor, dv: CudaTensor, B: number, T: number, NH: number, NKV: number, HS: number, theta: number): void {
+    if (!this.fusedQkv(HS, dqkv, dq, dk, dv)) {
+      this.ropeBackward(dq, B, T, NH, HS, theta);
+      this.ropeBackward(dk, B, T, NKV, HS, theta);
+      this.concatColumns(dqkv, [dq, dk, dv], B * T, [NH * HS, NKV * HS, NKV * HS]);
+      return;
+    }
+    const t = this.rope(T, HS, theta);
+    this.launch("rope.cu", "qkv_rope_concat", grid1((B * T * (NH + 2 * NKV) * HS) / 8), B256, 0, [
+      ptr(dqkv.ptr), ptr(dq.ptr), ptr(dk.ptr), ptr(dv.ptr), ptr(t.cos), ptr(t.sin), i32(B), i32(T), i32(NH), i32(NKV), i32(HS),
+    ]);
+  }
+
   /** Flash kernels (online softmax, no T×T matrix) exist for head sizes 64 and 128. */
   private flash(HS: number): boolean {
     return HS === 64 || HS === 128;
@@ -671,12 +702,20 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     this.release(dS);
   }
 
+  /** elementwise.cu's `_v4` twin when the fast kernels run and every tensor is 16-byte aligned */
+  private v4(name: string, ...ts: CudaTensor[]): [string, Dim3] {
+    const n = ts[0].size;
+    return this.opsKernels === "fast" && ts.every((t) => (t.ptr & 15n) === 0n) ? [`${name}_v4`, grid1(n, 1024)] : [name, grid1(n)];
+  }
+
   sqreluForward(out: CudaTensor, x: CudaTensor): void {
-    this.launch("elementwise.cu", "sqrelu_forward", grid1(x.size), B256, 0, [ptr(out.ptr), ptr(x.ptr), i64(x.size)]);
+    const [k, grid] = this.v4("sqrelu_forward", x, out);
+    this.launch("elementwise.cu", k, grid, B256, 0, [ptr(out.ptr), ptr(x.ptr), i64(x.size)]);
   }
 
   sqreluBackward(dx: CudaTensor, dout: CudaTensor, x: CudaTensor): void {
-    this.launch("elementwise.cu", "sqrelu_backward", grid1(x.size), B256, 0, [ptr(dx.ptr), ptr(dout.ptr), ptr(x.ptr), i64(x.size)]);
+    const [k, grid] = this.v4("sqrelu_backward", x, dx, dout);
+    this.launch("elementwise.cu", k, grid, B256, 0, [ptr(dx.ptr), ptr(dout.ptr), ptr(x.ptr), i64(x.size)]);
   }
 
   swigluForward(out: CudaTensor, gateUp: CudaTensor, rows: number, F: number): void {
@@ -763,11 +802,13 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
   }
 
   add(out: CudaTensor, a: CudaTensor, b: CudaTensor): void {
-    this.launch("elementwise.cu", "add", grid1(out.size), B256, 0, [ptr(out.ptr), ptr(a.ptr), ptr(b.ptr), i64(out.size)]);
+    const [k, grid] = this.v4("add", out, a, b);
+    this.launch("elementwise.cu", k, grid, B256, 0, [ptr(out.ptr), ptr(a.ptr), ptr(b.ptr), i64(out.size)]);
   }
 
   accumulate(dst: CudaTensor, src: CudaTensor): void {
-    this.launch("elementwise.cu", "accumulate", grid1(dst.size), B256, 0, [ptr(dst.ptr), ptr(src.ptr), i64(dst.size)]);
+    const [k, grid] = this.v4("accumulate", dst, src);
+    this.launch("elementwise.cu", k, grid, B256, 0, [ptr(dst.ptr), ptr(src.ptr), i64(dst.size)]);
   }
 
   private columns(kernel: "split_columns" | "concat_columns", x: CudaTensor, parts: CudaTensor[], rows: number, widths: number[]): void {

@@ -3,18 +3,22 @@
  * accumulate (twin of residual.ts), the QKV column split and its inverse (CpuBackend's
  * splitColumns / concatColumns), scale and fill. One thread per element, grid-stride loops, 64-bit
  * element counts (logits reach B·T·V > 2³¹). Each element is read before it is written by the
- * same thread, so outputs may alias inputs wherever the oracle allows it. Not vectorised yet
- * (float4 loads are the obvious next step once shapes are known to be multiples of 4).
+ * same thread, so outputs may alias inputs wherever the oracle allows it. The `_v4` kernels do the
+ * same per-element arithmetic four elements per thread (16-byte loads and stores, a scalar tail
+ * when n is not a multiple of 4; pointers 16-byte aligned, which the host checks): same bits.
  */
 #include "ops-common.cuh"
 
 #define GRID_STRIDE(i, n) for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (long long)gridDim.x * blockDim.x)
 
+__device__ __forceinline__ float sqrelu_f(float v) { return v > 0.0f ? v * v : 0.0f; }
+__device__ __forceinline__ float sqrelu_grad_f(float v, float d) { return v > 0.0f ? 2.0f * v * d : 0.0f; }
+
 template <typename T>
 __device__ __forceinline__ void sqrelu_forward_impl(T* out, const T* x, long long n) {
   GRID_STRIDE(i, n) {
     const float v = act_load(x + i);
-    act_store(out + i, v > 0.0f ? v * v : 0.0f);
+    act_store(out + i, sqrelu_f(v));
   }
 }
 
@@ -22,7 +26,7 @@ template <typename T>
 __device__ __forceinline__ void sqrelu_backward_impl(T* dx, const T* dout, const T* x, long long n) {
   GRID_STRIDE(i, n) {
     const float v = act_load(x + i);
-    act_store(dx + i, v > 0.0f ? 2.0f * v * act_load(dout + i) : 0.0f);
+    act_store(dx + i, sqrelu_grad_f(v, act_load(dout + i)));
   }
 }
 
@@ -100,4 +104,58 @@ extern "C" __global__ void split_columns(const float* x, float* p0, float* p1, f
  */
 extern "C" __global__ void concat_columns(float* out, const float* p0, const float* p1, const float* p2, int rows, int w0, int w1, int w2) {
   concat_columns_impl<float>(out, p0, p1, p2, rows, w0, w1, w2);
+}
+
+/** Grid-stride over groups of 4 elements: i is the group's first index; full groups load float4, the last partial group goes element by element. */
+#define GRID_STRIDE_V4(i, n) for (long long i = 4 * ((long long)blockIdx.x * blockDim.x + threadIdx.x); i < (n); i += 4 * (long long)gridDim.x * blockDim.x)
+#define LD4(p, i) (*reinterpret_cast<const float4*>((p) + (i)))
+#define ST4(p, i, v) (*reinterpret_cast<float4*>((p) + (i)) = (v))
+
+/**
+ * sqrelu_forward_v4, sqrelu_backward_v4, add_v4, accumulate_v4: as sqrelu_forward, sqrelu_backward,
+ * add, accumulate (same arguments, same aliasing rules, same bits). grid: ceil(n / 1024) (may be
+ * capped: grid-stride), block 256, shared none; every pointer 16-byte aligned.
+ */
+extern "C" __global__ void sqrelu_forward_v4(float* out, const float* x, long long n) {
+  GRID_STRIDE_V4(i, n) {
+    if (i + 3 < n) {
+      const float4 v = LD4(x, i);
+      ST4(out, i, make_float4(sqrelu_f(v.x), sqrelu_f(v.y), sqrelu_f(v.z), sqrelu_f(v.w)));
+    } else {
+      for (long long j = i; j < n; j++) out[j] = sqrelu_f(x[j]);
+    }
+  }
+}
+
+extern "C" __global__ void sqrelu_backward_v4(float* dx, const float* dout, const float* x, long long n) {
+  GRID_STRIDE_V4(i, n) {
+    if (i + 3 < n) {
+      const float4 v = LD4(x, i), d = LD4(dout, i);
+      ST4(dx, i, make_float4(sqrelu_grad_f(v.x, d.x), sqrelu_grad_f(v.y, d.y), sqrelu_grad_f(v.z, d.z), sqrelu_grad_f(v.w, d.w)));
+    } else {
+      for (long long j = i; j < n; j++) dx[j] = sqrelu_grad_f(x[j], dout[j]);
+    }
+  }
+}
+
+extern "C" __global__ void add_v4(float* out, const float* a, const float* b, long long n) {
+  GRID_STRIDE_V4(i, n) {
+    if (i + 3 < n) {
+      const float4 u = LD4(a, i), v = LD4(b, i);
+      ST4(out, i, make_float4(u.x + v.x, u.y + v.y, u.z + v.z, u.w + v.w));
+    } else {
+      for (long long j = i; j < n; j++) out[j] = a[j] + b[j];
+    }
+  }
+}
+
+extern "C" __global__ void accumulate_v4(float* dst, const float* src, long long n) {
+  GRID_STRIDE_V4(i, n) {
+    if (i + 3 < n) {
+      const float4 u = LD4(dst, i), v = LD4(src, i);
+      ST4(dst, i, make_float4(u.x + v.x, u.y + v.y, u.z + v.z, u.w + v.w));
+    } else {
+      for (long long j = i; j < n; j++) dst[j] = dst[j] + src[j];
+    }
+  }
 }
