@@ -1,6 +1,6 @@
 /**
  * `fp4lm export CKPT --format hf|nvfp4 --out DIR` and `fp4lm import DIR --out CKPT`: Hugging Face
- * folders out (BF16/FP32 `ArceeForCausalLM` or, with the SwiGLU MLP, `LlamaForCausalLM`, or NVFP4 in NVIDIA ModelOpt's layout, see
+ * folders out (BF16/FP32 `ArceeForCausalLM`, with the SwiGLU MLP `LlamaForCausalLM`, hybrids `NemotronHForCausalLM`, or NVFP4 in NVIDIA ModelOpt's layout, see
  * docs/nvfp4-export.md) and in (to continue pretraining: `fp4lm train --init CKPT`).
  */
 import { parseArgs } from "node:util";
@@ -10,13 +10,13 @@ import { importHf } from "../interop/hf-import.ts";
 import { exportNvfp4 } from "../interop/nvfp4-export.ts";
 
 export const EXPORT_HELP = `fp4lm export CKPT --format hf|nvfp4 --out DIR [--dtype bf16|f32] [--calib-batches N | --no-calibration] [--overwrite]
-  hf: config.json + model.safetensors (ArceeForCausalLM, or LlamaForCausalLM for --model.mlp=swiglu runs;
-      BF16 by default) + generation_config.json + HF tokenizer files (tokenizer.json, ...)
+  hf: config.json + model.safetensors (ArceeForCausalLM, LlamaForCausalLM for --model.mlp=swiglu runs,
+      NemotronHForCausalLM for hybrids; BF16 by default) + generation_config.json + HF tokenizer files (tokenizer.json, ...)
   nvfp4: linear weights in NVFP4 (ModelOpt layout: packed U8, F8_E4M3 scales, FP32 scales; layers
          trained in BF16 stay BF16 and are excluded); input scales calibrated on N validation batches`;
 
 export const IMPORT_HELP = `fp4lm import DIR --out CKPT [--recipe nvfp4] [--seq-len N] [--overwrite]
-  reads a Hugging Face ArceeForCausalLM or LlamaForCausalLM folder (sharded or not); continue with fp4lm train --init CKPT`;
+  reads a Hugging Face ArceeForCausalLM, LlamaForCausalLM or NemotronHForCausalLM folder (sharded or not); continue with fp4lm train --init CKPT`;
 
 export function exportCommand(argv: string[]): number {
   const { values, positionals } = parseArgs({
