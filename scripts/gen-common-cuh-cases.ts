@@ -6,11 +6,12 @@
  * itself: it only writes files. Inputs are seeded (mulberry32 from test/random.ts), so a run is
  * reproducible.
  *
- * Usage: npx tsx scripts/gen-common-cuh-cases.ts OUTDIR [N=1000000] [TENSORS=800] [--tensors-only | --fast-only]
+ * Usage: npx tsx scripts/gen-common-cuh-cases.ts OUTDIR [N=1000000] [TENSORS=800] [--tensors-only | --fast-only | --fp8-fast-only]
  *   N = random cases per scalar function; TENSORS = random tensor-level cases (tensors.bin);
  *   --tensors-only writes just tensors.bin and vec_tensors.bin (small: for a parity run on a GPU);
  *   --fast-only writes just fast_tensors.bin (NVFP4 cases in the domain of quantize-fast.cu, for
- *   quantize-fast-host-test.cpp).
+ *   quantize-fast-host-test.cpp); --fp8-fast-only writes just fp8_fast_tensors.bin (block-scaled FP8
+ *   cases in the domain of quantize-fp8-fast.cu, for quantize-fp8-fast-host-test.cpp).
  *
  * File format (little-endian uint32 words): header [0x48435546 "FUCH", 1, wordsPerRecord (0 =
  * variable), count], then the records. Each file's record layout is documented at its writer
@@ -41,6 +42,7 @@ const N = Number(process.argv[3] ?? 1_000_000);
 const TENSORS = Number(process.argv[4] ?? 800);
 const tensorsOnly = process.argv.includes("--tensors-only");
 const fastOnly = process.argv.includes("--fast-only");
+const fp8FastOnly = process.argv.includes("--fp8-fast-only");
 mkdirSync(outDir, { recursive: true });
 const fr = Math.fround;
 
@@ -648,7 +650,40 @@ function genFastTensors(count: number): void {
   s.save();
 }
 
+/**
+ * fp8_fast_tensors.bin: block-scaled FP8 tensors (1x128, 128x128; E4M3 and E5M2) in the domain of
+ * quantize-fp8-fast.cu (C % 16 == 0 in the quantized orientation), shaped to span several CTAs of
+ * its kernels with partial scale blocks in both directions (C not a multiple of 128, R not a
+ * multiple of 128 or 32), per-block magnitudes spread over many octaves, some NaN/Inf.
+ */
+function genFp8FastTensors(count: number): void {
+  const s = new Sink("fp8_fast_tensors.bin", 0);
+  for (let i = 0; i < count; i++) {
+    const transpose = i & 1, opt = rng.int(1, 2), e5m2 = rng.int(0, 3) === 0 ? 1 : 0, pow2 = rng.int(0, 5) === 0 ? 0 : 1;
+    const C = 16 * rng.int(1, 26);
+    const R = rng.int(0, 2) === 0 ? rng.int(1, 40) : rng.int(100, 300);
+    const [rows, cols] = transpose ? [C, R] : [R, C];
+    const x = new Float32Array(rows * cols);
+    const mode = rng.int(0, 5);
+    const k = rng.int(0, 5) === 0 ? rng.int(-140, 120) : rng.int(-10, 10);
+    for (let j = 0; j < x.length; j += 16) fillBlock(x, j, Math.min(16, x.length - j), k + rng.int(-6, 0), mode === 5 ? 0 : mode);
+    if (rng.int(0, 3) !== 0) for (let j = 0; j < x.length; j++) if (x[j] !== x[j] || Math.abs(x[j]) === Infinity) x[j] = 1;
+    const xo = transpose ? transpose_(x, rows, cols) : x;
+    const scaling: Fp8Scaling = opt === 1 ? "1x128" : "128x128";
+    const q = quantizeFP8(xo, [R, C], { format: e5m2 ? "e5m2" : "e4m3", scaling, pow2Scales: pow2 === 1, nonFinite: "te" });
+    writeTensor(s, {
+      kind: 2, rows, cols, transpose, opt, rhtSize: 0, mask: [0, 0, 0, 0], sr: 0, seedLo: 0, seedHi: 0, tensorId: 0, e5m2, pow2, x,
+      amax: 0, packed: q.data, scales: new Uint8Array(0), scaleInv: q.scaleInv, operand: dequantizeFP8(q),
+    });
+  }
+  s.save();
+}
+
 const t0 = Date.now();
+if (fp8FastOnly) {
+  genFp8FastTensors(TENSORS);
+  process.exit(0);
+}
 if (fastOnly) {
   genFastTensors(TENSORS);
   process.exit(0);
