@@ -141,6 +141,7 @@ int ncclBroadcast(uint64_t send, uint64_t recv, size_t count, int type, int root
 uint64_t fake_malloc(size_t bytes) { return (uint64_t)malloc(bytes ? bytes : 1); }
 void fake_free(uint64_t p) { free((void *)p); }
 void fake_memcpy(uint64_t dst, uint64_t src, size_t n) { memmove((void *)dst, (const void *)src, n); }
+void fake_memset(uint64_t dst, int value, size_t n) { memset((void *)dst, value, n); }
 void fake_upload(uint64_t dst, const void *src, size_t n) { memcpy((void *)dst, src, n); }
 void fake_download(void *dst, uint64_t src, size_t n) { memcpy(dst, (const void *)src, n); }
 long fake_collectives(void) { return collectives; }

@@ -19,6 +19,8 @@ export interface FakeNccl {
   /** host-memory DeviceOps for the NCCL communicator */
   ops: DeviceOps;
   collectives(): number;
+  /** stream-ordering points (DeviceOps.order) so far */
+  orders(): number;
   groupDepth(): number;
   setAsyncError(comm: unknown, status: number): void;
 }
@@ -46,6 +48,8 @@ export function fakeNccl(): FakeNccl | { skip: string } {
   const malloc = lib.func("uint64_t fake_malloc(size_t bytes)") as (n: number) => bigint | number;
   const free = lib.func("void fake_free(uint64_t p)");
   const memcpy = lib.func("void fake_memcpy(uint64_t dst, uint64_t src, size_t n)");
+  const memset = lib.func("void fake_memset(uint64_t dst, int value, size_t n)");
+  const orders: number[] = [];
   const upload = lib.func("void fake_upload(uint64_t dst, const void *src, size_t n)");
   const download = lib.func("void fake_download(_Out_ void *dst, uint64_t src, size_t n)");
   const collectives = lib.func("long fake_collectives()") as () => number;
@@ -57,11 +61,16 @@ export function fakeNccl(): FakeNccl | { skip: string } {
       stream: null,
       alloc: (bytes) => BigInt(malloc(bytes)),
       free: (p) => void free(p),
+      sideStream: () => null,
+      order: () => void orders.push(1),
       copyAsync: (dst, src, bytes) => void memcpy(dst, src, bytes),
+      zeroAsync: (dst, bytes) => void memset(dst, 0, bytes),
       upload: (dst, src) => void upload(dst, src, src.byteLength),
       download: (dst, src) => void download(dst, src, dst.byteLength),
       streamDone: () => true,
+      close: () => {},
     },
+    orders: () => orders.length,
     collectives: () => Number(collectives()),
     groupDepth,
     setAsyncError: (comm, status) => void setAsyncError(comm, status),

@@ -69,8 +69,11 @@ export abstract class LanguageModel<Blk extends ModelBlock> {
   /**
    * Forward pass and, when `backward`, the backward pass (parameter gradients accumulate).
    * inputs, targets (B, T). Returns the mean loss. `lossScale` scales the gradient (1/accum).
+   * `gradsReady` is told, as the backward pass goes (head, final norm, blocks from the last,
+   * embedding), which parameters' gradients it has finished: data parallelism starts their
+   * all-reduce while the rest of the backward runs.
    */
-  step(inputs: Tokens, targets: Tokens, backward: boolean, lossScale = 1): number {
+  step(inputs: Tokens, targets: Tokens, backward: boolean, lossScale = 1, gradsReady?: (params: readonly Param[]) => void): number {
     const be = this.ctx.be, V = this.cfg.vocabSize, C = this.cfg.dModel, BT = this.B * this.T, L = this.blocks.length;
     this.tokens = inputs;
     be.embeddingForward(this.acts[0], inputs, this.embed.data, V, C);
@@ -80,13 +83,17 @@ export abstract class LanguageModel<Blk extends ModelBlock> {
     const loss = be.crossEntropy(this.losses, backward ? this.dlogits : null, this.logits, targets, V, lossScale / BT);
     if (!backward) return loss;
     this.head.backward(this.dxF, this.dlogits);
+    gradsReady?.([this.head.weight]);
     let [d, dNext] = this.dgrads;
     this.normF.backward(d, this.dxF);
+    gradsReady?.([this.normF.weight]);
     for (let i = L - 1; i >= 0; i--) {
       this.blocks[i].backward(dNext, d);
+      gradsReady?.(this.blocks[i].params);
       [d, dNext] = [dNext, d];
     }
     be.embeddingBackward(this.embed.grad, d, this.tokens, V, C);
+    gradsReady?.([this.embed]);
     return loss;
   }
 

@@ -1,7 +1,8 @@
 /**
  * The collectives data-parallel training needs, over the ranks of one job (one process each):
- * sum gradients (in buckets), max (a global amax), broadcast parameters from rank 0, gather a few
- * host numbers (the micro-batch losses), a barrier. Two implementations: nccl-communicator.ts
+ * sum gradients (in buckets, also started bucket by bucket during the backward pass), reduce-scatter
+ * gradients and all-gather weight shards (ZeRO-1), max (a global amax), broadcast parameters from
+ * rank 0, gather a few host numbers (the micro-batch losses), a barrier. Two implementations: nccl-communicator.ts
  * (CUDA tensors, NCCL; the real thing) and file-communicator.ts (CPU tensors, files in a shared
  * folder; for CPU runs and tests without GPUs). Both give every rank the same bits.
  * Not a launcher (launch.ts) and not the training hook (data-parallel.ts).
@@ -18,6 +19,25 @@ export interface Communicator {
   allReduceSum(tensors: readonly Tensor[]): void;
   /** each tensor := elementwise max over ranks, in place (the global amax of a tensor split across ranks) */
   allReduceMax(tensors: readonly Tensor[]): void;
+  /**
+   * Start summing one bucket of gradients over ranks, in place (the tensors taken as one
+   * concatenated vector). NCCL enqueues it on a second stream, behind the work queued so far on
+   * the compute stream, and returns; the file communicator does it now. `flush` completes it.
+   */
+  allReduceSumAsync(bucket: readonly Tensor[]): void;
+  /**
+   * Start a bucket's reduce-scatter (ZeRO-1): the tensors concatenated and zero-padded to
+   * size·S (S = shard.size), summed over ranks; this rank's slice [rank·S, rank·S + S) goes into
+   * `shard`. Completed by `flush`.
+   */
+  reduceScatterSumAsync(bucket: readonly Tensor[], shard: Tensor): void;
+  /** Wait for what the async calls started; afterwards the compute stream runs after them. */
+  flush(): void;
+  /**
+   * The inverse of the reduce-scatter: the bucket's concatenation (padded to size·S) := every
+   * rank's own slice [r·S, r·S + S) of it, in rank order (ZeRO-1's all-gather of updated weights).
+   */
+  allGatherShards(bucket: readonly Tensor[], S: number): void;
   /** each tensor := root's, in place */
   broadcast(tensors: readonly Tensor[], root: number): void;
   /** every rank's `values` (the same length on each), concatenated in rank order */
@@ -37,6 +57,11 @@ export const PEER_FAILED_EXIT = 3;
 
 /** PyTorch DDP's default bucket size (bucket_cap_mb = 25). */
 export const DEFAULT_BUCKET_BYTES = 25 << 20;
+
+/** Elements per rank when n elements are split over `size` ranks (the last slices padded with zeros). */
+export function shardElements(n: number, size: number): number {
+  return Math.ceil(n / size);
+}
 
 /**
  * Split tensors of these sizes (elements) into consecutive buckets of at most `cap` elements; a

@@ -29,10 +29,22 @@
 import type { Backend } from "../backends/backend.ts";
 import type { Batch, TokenLoader } from "../data/loader.ts";
 import type { Param } from "../nn/param.ts";
-import type { Communicator } from "./communicator.ts";
+import type { AdamWConfig } from "../optim/adamw.ts";
+import { Optimizer } from "../optim/optimizer.ts";
+import type { ParallelConfig } from "../train/config.ts";
+import { DEFAULT_BUCKET_BYTES, type Communicator } from "./communicator.ts";
+import { GradBuckets } from "./grad-buckets.ts";
+import { Zero1Optimizer } from "./zero1.ts";
+
+/** Called during the backward pass with parameters whose gradients are now final (LanguageModel.step). */
+export type GradsReady = (params: readonly Param[]) => void;
 
 export class DataParallel {
   private comm: Communicator | undefined;
+  readonly options: ParallelConfig;
+  /** the buckets of the overlapped or ZeRO-1 exchange (undefined: the plain all-reduce after the backward pass) */
+  private plan: GradBuckets | undefined;
+  private zero: Zero1Optimizer | undefined;
 
   constructor(
     readonly rank: number,
@@ -41,11 +53,12 @@ export class DataParallel {
     readonly deviceIndex: number | undefined,
     /** makes the communicator once the backend exists (NCCL needs the rank's device current) */
     private readonly connect: ((be: Backend) => Communicator) | undefined,
+    options: Partial<ParallelConfig> = {},
   ) {
     if (!Number.isInteger(size) || size < 1 || !Number.isInteger(rank) || rank < 0 || rank >= size) throw new RangeError(`rank ${rank} of ${size} is not a valid rank`);
     if (size > 1 && !connect) throw new RangeError(`${size} ranks need a communicator`);
+    this.options = { overlap: true, zero1: false, bucketMB: DEFAULT_BUCKET_BYTES / 2 ** 20, ...options };
   }
-
   /** One process, no communication. */
   static single(): DataParallel {
     return new DataParallel(0, 1, undefined, undefined);
@@ -87,15 +100,60 @@ export class DataParallel {
   }
 
   /**
-   * Sum the gradients over ranks (each already scaled by lossScale) and return the step's loss,
-   * the mean over the global batch of the micro-batch losses, summed in global order.
+   * The optimizer: AdamW over all parameters (optimizer.ts), or with --parallel.zero1 and a
+   * communicator, ZeRO-1's sharded one (zero1.ts). Makes the gradient buckets when the exchange
+   * uses them (overlap or ZeRO-1); call after `attach`.
+   */
+  optimizer(be: Backend, params: Param[], cfg: AdamWConfig, log: (s: string) => void = () => {}): Optimizer | Zero1Optimizer {
+    const comm = this.comm;
+    if (!comm || !(this.options.overlap || this.options.zero1)) return new Optimizer(be, params, cfg);
+    this.plan = new GradBuckets(params, Math.max(1, Math.floor((this.options.bucketMB * 2 ** 20) / 4)));
+    const how = `${this.plan.buckets.length} gradient bucket${this.plan.buckets.length > 1 ? "s" : ""} of ≤ ${this.options.bucketMB} MiB, ${this.options.overlap ? "each sent as soon as its gradients are final in the backward pass" : "sent after the backward pass"}`;
+    if (!this.options.zero1) {
+      log(`data parallel: ${how}`);
+      return new Optimizer(be, params, cfg);
+    }
+    this.zero = new Zero1Optimizer(be, params, cfg, comm, this.plan);
+    const { here, unsharded } = this.zero.momentElements();
+    log(`data parallel: ZeRO-1, ${how}; AdamW moments ${(here * 4 / 2 ** 20).toFixed(2)} MiB on each rank (unsharded ${(unsharded * 4 / 2 ** 20).toFixed(2)} MiB; 1/${this.size} is ${(unsharded * 4 / 2 ** 20 / this.size).toFixed(2)})`);
+    return this.zero;
+  }
+
+  /**
+   * The backward pass's hook for this rank's micro-batch m of A: on the last one, with
+   * --parallel.overlap, each bucket goes to the communicator as soon as its gradients are final.
+   */
+  gradsReady(m: number, A: number): GradsReady | undefined {
+    const plan = this.plan;
+    if (!plan || !this.options.overlap || m !== A - 1) return undefined;
+    return (params) => { for (const b of plan.ready(params)) this.send(b); };
+  }
+
+  private send(b: number): void {
+    const grads = this.plan!.buckets[b].map((p) => p.grad);
+    if (this.zero) this.comm!.reduceScatterSumAsync(grads, this.zero.gradShards[b]);
+    else this.comm!.allReduceSumAsync(grads);
+  }
+
+  /**
+   * Sum the gradients over ranks (each already scaled by lossScale; ZeRO-1: each rank's shards
+   * of the sum) and return the step's loss, the mean over the global batch of the micro-batch
+   * losses, summed in global order.
    */
   reduce(params: readonly Param[], losses: readonly number[]): number {
-    const all = this.comm ? this.comm.allGather(Float64Array.from(losses)) : losses;
-    // in the order the backward pass finishes them, so an overlapped version sends the first bucket first
-    this.comm?.allReduceSum(params.map((p) => p.grad).reverse());
+    let all: ArrayLike<number> = losses;
+    if (this.comm && this.plan) {
+      // the buckets the backward pass has not sent (all of them without overlap), then wait for every one
+      for (const b of this.plan.rest()) this.send(b);
+      this.comm.flush();
+      all = this.comm.allGather(Float64Array.from(losses));
+    } else if (this.comm) {
+      all = this.comm.allGather(Float64Array.from(losses));
+      // in the order the backward pass finishes them: the same buckets as GradBuckets
+      this.comm.allReduceSum(params.map((p) => p.grad).reverse());
+    }
     let loss = 0;
-    for (const l of all) loss += l / all.length;
+    for (let i = 0; i < all.length; i++) loss += all[i] / all.length;
     return loss;
   }
 

@@ -4,14 +4,15 @@
  * `<seq>.<r>` (temp file + rename, so a reader never sees half a file), waits until all N parts
  * of `seq` exist, reads them and reduces in rank order 0, 1, ..., N-1 (FP32, rounded after each
  * add), so every rank computes the same bits and a run is reproducible whatever the arrival
- * order. Having finished `seq`, a rank deletes its part of `seq − 1`: every peer has posted
+ * order (a reduce-scatter reduces only this rank's slice, the same way; the "async" calls run at
+ * once, so the overlapped schedule gives the same bits as the plain one). Having finished `seq`, a rank deletes its part of `seq − 1`: every peer has posted
  * `seq`, so has read `seq − 1`. Synchronous (the training loop is), polling with short sleeps.
  * Not fast (every rank reads every part: N² reads) and not for GPU tensors (nccl-communicator.ts).
  */
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Tensor } from "../backends/backend.ts";
-import { buckets, checkParent, CommError, commTimeoutMs, DEFAULT_BUCKET_BYTES, sleepMs, type Communicator } from "./communicator.ts";
+import { buckets, checkParent, CommError, commTimeoutMs, DEFAULT_BUCKET_BYTES, shardElements, sleepMs, type Communicator } from "./communicator.ts";
 
 export interface FileCommunicatorOptions {
   /** the shared folder (exists; one per job) */
@@ -32,6 +33,25 @@ function f32(t: Tensor, what: string): Float32Array {
 }
 
 const bytesOf = (a: Float32Array | Float64Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+
+/** A part's bytes as n floats (copied where the buffer is not 4-byte aligned). */
+function floats(b: Buffer, n: number): Float32Array {
+  return b.byteOffset % 4 === 0 ? new Float32Array(b.buffer, b.byteOffset, n) : new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + n * 4));
+}
+
+/** The arrays one after another (n = their total length). */
+function concat(data: readonly Float32Array[], n: number): Float32Array {
+  const flat = new Float32Array(n);
+  let o = 0;
+  for (const d of data) { flat.set(d, o); o += d.length; }
+  return flat;
+}
+
+/** The inverse of concat: flat's leading elements back into the arrays. */
+function scatter(flat: Float32Array, data: readonly Float32Array[]): void {
+  let o = 0;
+  for (const d of data) { d.set(flat.subarray(o, o + d.length)); o += d.length; }
+}
 
 export class FileCommunicator implements Communicator {
   readonly rank: number;
@@ -89,23 +109,60 @@ export class FileCommunicator implements Communicator {
 
   private reduce(tensors: readonly Tensor[], what: string, op: (acc: number, x: number) => number): void {
     const data = tensors.map((t) => f32(t, what));
-    for (const bucket of buckets(data.map((d) => d.length), this.cap)) {
-      const n = bucket.reduce((s, i) => s + data[i].length, 0);
-      const flat = new Float32Array(n);
-      let o = 0;
-      for (const i of bucket) { flat.set(data[i], o); o += data[i].length; }
-      const parts = this.exchange(what, bytesOf(flat)).map((b) => {
-        if (b.byteLength !== n * 4) throw new CommError(`rank ${this.rank}: a peer sent ${b.byteLength} bytes for a ${n}-element ${what} bucket; are all ranks running the same model?`);
-        return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
-      });
-      const acc = parts[0];
-      for (let r = 1; r < parts.length; r++) {
-        const x = parts[r];
-        for (let j = 0; j < n; j++) acc[j] = op(acc[j], x[j]);
-      }
-      o = 0;
-      for (const i of bucket) { data[i].set(acc.subarray(o, o + data[i].length)); o += data[i].length; }
+    for (const bucket of buckets(data.map((d) => d.length), this.cap)) this.reduceBucket(bucket.map((i) => data[i]), what, op, 0, -1);
+  }
+
+  /**
+   * One exchange of the concatenation of `data` (n elements); elements [from, to) (to < 0: n) are
+   * reduced in rank order and returned; the caller writes them where they belong.
+   */
+  private reduceBucket(data: Float32Array[], what: string, op: (acc: number, x: number) => number, from: number, to: number): Float32Array {
+    const n = data.reduce((s, d) => s + d.length, 0);
+    const flat = concat(data, n);
+    const parts = this.exchange(what, bytesOf(flat)).map((b) => {
+      if (b.byteLength !== n * 4) throw new CommError(`rank ${this.rank}: a peer sent ${b.byteLength} bytes for a ${n}-element ${what} bucket; are all ranks running the same model?`);
+      return floats(b, n);
+    });
+    const hi = to < 0 ? n : to;
+    const acc = Float32Array.from(parts[0].subarray(from, hi));
+    for (let r = 1; r < parts.length; r++) {
+      const x = parts[r];
+      for (let j = from; j < hi; j++) acc[j - from] = op(acc[j - from], x[j]);
     }
+    if (to < 0) scatter(acc, data);
+    return acc;
+  }
+
+  allReduceSumAsync(bucket: readonly Tensor[]): void {
+    this.reduceBucket(bucket.map((t) => f32(t, "allReduceSumAsync")), "allReduceSum", (a, x) => a + x, 0, -1);
+  }
+
+  reduceScatterSumAsync(bucket: readonly Tensor[], shard: Tensor): void {
+    const out = f32(shard, "reduceScatterSumAsync"), S = out.length;
+    const data = bucket.map((t) => f32(t, "reduceScatterSumAsync"));
+    const n = data.reduce((s, d) => s + d.length, 0);
+    if (S !== shardElements(n, this.size)) throw new RangeError(`reduceScatterSum: a ${n}-element bucket over ${this.size} ranks has shards of ${shardElements(n, this.size)}, got ${S}`);
+    const lo = Math.min(n, this.rank * S), hi = Math.min(n, lo + S);
+    out.fill(0);
+    out.set(this.reduceBucket(data, "reduceScatterSum", (a, x) => a + x, lo, hi));
+  }
+
+  flush(): void {
+    // every bucket was reduced when it was handed over
+  }
+
+  allGatherShards(bucket: readonly Tensor[], S: number): void {
+    const data = bucket.map((t) => f32(t, "allGatherShards"));
+    const n = data.reduce((s, d) => s + d.length, 0);
+    if (S !== shardElements(n, this.size)) throw new RangeError(`allGatherShards: a ${n}-element bucket over ${this.size} ranks has shards of ${shardElements(n, this.size)}, got ${S}`);
+    const padded = new Float32Array(S * this.size);
+    padded.set(concat(data, n));
+    const parts = this.exchange("allGatherShards", bytesOf(padded.subarray(this.rank * S, this.rank * S + S)));
+    parts.forEach((b, r) => {
+      if (b.byteLength !== S * 4) throw new CommError(`rank ${this.rank}: rank ${r} sent a ${b.byteLength / 4}-element shard, this rank expects ${S}; are all ranks running the same model?`);
+      padded.set(floats(b, S), r * S);
+    });
+    scatter(padded, data);
   }
 
   allReduceSum(tensors: readonly Tensor[]): void {

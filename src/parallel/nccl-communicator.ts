@@ -15,49 +15,69 @@
  */
 import type { Tensor } from "../backends/backend.ts";
 import { deviceAllocator } from "../backends/cuda/allocator.ts";
-import { getDriver, type Stream } from "../backends/cuda/driver.ts";
-import { loadCudaLibrary } from "../backends/cuda/libraries.ts";
+import { getDriver, type CuEvent, type CuStream, type Stream } from "../backends/cuda/driver.ts";
 import {
   getNccl, ncclFloat32, ncclFloat64, ncclInProgress, ncclMax, ncclResultName, ncclSuccess, ncclSum,
   type Nccl, type NcclComm, type NcclUniqueId,
 } from "../backends/cuda/nccl.ts";
-import { buckets, checkParent, CommError, commTimeoutMs, DEFAULT_BUCKET_BYTES, sleepMs, type Communicator } from "./communicator.ts";
+import { buckets, checkParent, CommError, commTimeoutMs, DEFAULT_BUCKET_BYTES, shardElements, sleepMs, type Communicator } from "./communicator.ts";
 
-/** What the communicator needs from the device: memory, copies on its stream, and whether the stream is idle. */
+/** What the communicator needs from the device: memory, copies on a stream, a second stream, and whether a stream is idle. */
 export interface DeviceOps {
-  /** the stream collectives and copies are enqueued on */
+  /** the compute stream (the CUDA backend's): synchronous collectives and their copies run on it */
   stream: Stream;
+  /** the communication stream of the overlapped buckets (made on first use; must not synchronise with `stream`) */
+  sideStream(): Stream;
+  /** work queued on `waiter` from now on runs after everything queued so far on `on` (an event; the host does not wait) */
+  order(waiter: Stream, on: Stream): void;
   alloc(bytes: number): bigint;
   free(ptr: bigint): void;
-  /** device-to-device copy, enqueued on `stream` */
-  copyAsync(dst: bigint, src: bigint, bytes: number): void;
+  /** device-to-device copy, enqueued on `on` (default `stream`) */
+  copyAsync(dst: bigint, src: bigint, bytes: number, on?: Stream): void;
+  /** zero `bytes` bytes, enqueued on `on` */
+  zeroAsync(dst: bigint, bytes: number, on: Stream): void;
   /** host → device, synchronous */
   upload(dst: bigint, src: ArrayBufferView): void;
   /** device → host, synchronous (called only once the stream is idle) */
   download(dst: ArrayBufferView, src: bigint): void;
-  /** true when everything enqueued on `stream` has finished; throws on a device error */
-  streamDone(): boolean;
+  /** true when everything enqueued on `on` (default `stream`) has finished; throws on a device error */
+  streamDone(on?: Stream): boolean;
+  /** release the side stream and events (abort: the work may not have finished; leave them) */
+  close(abort: boolean): void;
 }
 
-const CUDA_ERROR_NOT_READY = 600; // cuda.h
-
-/** The CUDA backend's side: the caching allocator, the driver's copies, the legacy default stream. */
+/**
+ * The CUDA backend's side: the caching allocator, the driver's copies, the legacy default stream
+ * (everything the backend launches goes there), and a non-blocking second stream (a blocking one
+ * would wait for the legacy stream's later kernels, which is the overlap we want to avoid).
+ */
 export function cudaDeviceOps(): DeviceOps {
   const drv = getDriver();
   const mem = deviceAllocator();
-  const cuStreamQuery = loadCudaLibrary("libcuda").lib.func("int cuStreamQuery(void *stream)") as (s: Stream) => number;
+  let side: CuStream | undefined;
+  // one event per stream that others wait on: a wait takes the event as last recorded, so re-recording is safe
+  const marks = new Map<Stream, CuEvent>();
   return {
     stream: null,
+    sideStream: () => (side ??= drv.streamCreate(true)),
+    order: (waiter, on) => {
+      let ev = marks.get(on);
+      if (!ev) marks.set(on, (ev = drv.eventCreate(false)));
+      drv.eventRecord(ev, on);
+      drv.streamWaitEvent(waiter, ev);
+    },
     alloc: (bytes) => mem.alloc(bytes),
     free: (p) => mem.free(p),
-    copyAsync: (dst, src, bytes) => drv.memcpyDtoDAsync(dst, src, bytes, null),
+    copyAsync: (dst, src, bytes, on = null) => drv.memcpyDtoDAsync(dst, src, bytes, on),
+    zeroAsync: (dst, bytes, on) => drv.memsetD8(dst, 0, bytes, on),
     upload: (dst, src) => drv.memcpyHtoD(dst, src),
     download: (dst, src) => drv.memcpyDtoH(dst, src),
-    streamDone: () => {
-      const rc = cuStreamQuery(null);
-      if (rc === CUDA_ERROR_NOT_READY) return false;
-      drv.check("cuStreamQuery", rc, "waiting for NCCL");
-      return true;
+    streamDone: (on = null) => drv.streamQuery(on),
+    close: (abort) => {
+      if (abort) return;
+      if (side) { drv.streamSynchronize(side); drv.streamDestroy(side); side = undefined; }
+      for (const ev of marks.values()) drv.eventDestroy(ev);
+      marks.clear();
     },
   };
 }
@@ -94,6 +114,9 @@ export class NcclCommunicator implements Communicator {
   private readonly timeoutMs: number;
   private readonly parentPid: number | undefined;
   private bucket: { ptr: bigint; bytes: number } | undefined;
+  /** the side stream's packing buffer, and how many buckets were started there since the last flush */
+  private sideBucket: { ptr: bigint; bytes: number } | undefined;
+  private pending = 0;
 
   /** Join the job's communicator on the current CUDA device (blocks until every rank has joined). */
   constructor(o: NcclCommunicatorOptions) {
@@ -119,7 +142,7 @@ export class NcclCommunicator implements Communicator {
    * meanwhile: spin briefly (collectives of a step take micro- to milliseconds), then sleep 1 ms
    * between polls.
    */
-  private wait(what: string): void {
+  private wait(what: string, on: Stream = this.ops.stream): void {
     const t0 = performance.now();
     for (let polls = 0; ; polls++) {
       const err = this.nccl.commGetAsyncError(this.live);
@@ -128,7 +151,7 @@ export class NcclCommunicator implements Communicator {
         this.close(true);
         throw new CommError(`rank ${this.rank}: NCCL reported ${ncclResultName(err)} (${text}) during ${what}: a peer rank died or the interconnect failed`);
       }
-      if (this.ops.streamDone()) return;
+      if (this.ops.streamDone(on)) return;
       const waited = performance.now() - t0;
       if (waited > this.timeoutMs) {
         this.close(true);
@@ -147,7 +170,83 @@ export class NcclCommunicator implements Communicator {
     return this.bucket.ptr;
   }
 
+  /** Start work on the side stream, after what the compute stream has queued so far. */
+  private sideBegin(): Stream {
+    const side = this.ops.sideStream();
+    this.ops.order(side, this.ops.stream);
+    this.pending++;
+    return side;
+  }
+
+  private sideBuffer(bytes: number): bigint {
+    if (!this.sideBucket || this.sideBucket.bytes < bytes) {
+      // (a smaller buffer may still be read by buckets in flight: let them finish first)
+      if (this.sideBucket) { this.wait("the buckets in flight before the bucket buffer grows", this.ops.sideStream()); this.ops.free(this.sideBucket.ptr); }
+      this.sideBucket = { ptr: this.ops.alloc(bytes), bytes };
+    }
+    return this.sideBucket.ptr;
+  }
+
+  /** Pack the tensors one after another at `flat`, on `on`. */
+  private pack(flat: bigint, tensors: readonly Tensor[], ptrs: bigint[], on: Stream, unpack = false): void {
+    let o = 0;
+    tensors.forEach((t, i) => {
+      const at = flat + BigInt(o * 4);
+      if (unpack) this.ops.copyAsync(ptrs[i], at, t.size * 4, on);
+      else this.ops.copyAsync(at, ptrs[i], t.size * 4, on);
+      o += t.size;
+    });
+  }
+
+  allReduceSumAsync(bucket: readonly Tensor[]): void {
+    const ptrs = bucket.map(ptrOf);
+    const side = this.sideBegin();
+    if (bucket.length === 1) {
+      this.nccl.allReduce(ptrs[0], ptrs[0], bucket[0].size, ncclFloat32, ncclSum, this.live, side);
+      return;
+    }
+    const n = bucket.reduce((s, t) => s + t.size, 0);
+    const flat = this.sideBuffer(n * 4);
+    this.pack(flat, bucket, ptrs, side);
+    this.nccl.allReduce(flat, flat, n, ncclFloat32, ncclSum, this.live, side);
+    this.pack(flat, bucket, ptrs, side, true);
+  }
+
+  reduceScatterSumAsync(bucket: readonly Tensor[], shard: Tensor): void {
+    const ptrs = bucket.map(ptrOf), out = ptrOf(shard);
+    const n = bucket.reduce((s, t) => s + t.size, 0), S = shard.size, N = this.size;
+    if (S !== shardElements(n, N)) throw new RangeError(`reduceScatterSum: a ${n}-element bucket over ${N} ranks has shards of ${shardElements(n, N)}, got ${S}`);
+    const side = this.sideBegin();
+    const flat = this.sideBuffer(S * N * 4);
+    this.pack(flat, bucket, ptrs, side);
+    if (S * N > n) this.ops.zeroAsync(flat + BigInt(n * 4), (S * N - n) * 4, side);
+    this.nccl.reduceScatter(flat, out, S, ncclFloat32, ncclSum, this.live, side);
+  }
+
+  flush(): void {
+    if (!this.pending) return;
+    const side = this.ops.sideStream();
+    this.ops.order(this.ops.stream, side);
+    this.wait(`${this.pending} overlapped gradient bucket${this.pending > 1 ? "s" : ""}`, side);
+    this.pending = 0;
+  }
+
+  allGatherShards(bucket: readonly Tensor[], S: number): void {
+    this.flush();
+    const ptrs = bucket.map(ptrOf);
+    const n = bucket.reduce((s, t) => s + t.size, 0), N = this.size;
+    if (S !== shardElements(n, N)) throw new RangeError(`allGatherShards: a ${n}-element bucket over ${N} ranks has shards of ${shardElements(n, N)}, got ${S}`);
+    const flat = this.bucketBuffer(S * N * 4);
+    // (the whole bucket goes in, though only this rank's slice is sent: one copy per tensor)
+    this.pack(flat, bucket, ptrs, this.ops.stream);
+    const mine = flat + BigInt(this.rank * S * 4);
+    this.nccl.allGather(mine, flat, S, ncclFloat32, this.live, this.ops.stream);
+    this.pack(flat, bucket, ptrs, this.ops.stream, true);
+    this.wait(`allGatherShards of ${bucket.length} tensors`);
+  }
+
   allReduceSum(tensors: readonly Tensor[]): void {
+    this.flush();
     const ptrs = tensors.map(ptrOf);
     for (const b of buckets(tensors.map((t) => t.size), this.cap)) {
       if (b.length === 1) {
@@ -167,12 +266,14 @@ export class NcclCommunicator implements Communicator {
   }
 
   allReduceMax(tensors: readonly Tensor[]): void {
+    this.flush();
     this.grouped(tensors, (p, n) => this.nccl.allReduce(p, p, n, ncclFloat32, ncclMax, this.live, this.ops.stream));
     this.wait(`allReduceMax of ${tensors.length} tensors`);
   }
 
   broadcast(tensors: readonly Tensor[], root: number): void {
     if (!Number.isInteger(root) || root < 0 || root >= this.size) throw new RangeError(`broadcast: root ${root} is not a rank of ${this.size}`);
+    this.flush();
     this.grouped(tensors, (p, n) => this.nccl.broadcast(p, p, n, ncclFloat32, root, this.live, this.ops.stream));
     this.wait(`broadcast of ${tensors.length} tensors from rank ${root}`);
   }
@@ -188,6 +289,7 @@ export class NcclCommunicator implements Communicator {
   }
 
   allGather(values: Float64Array): Float64Array {
+    this.flush();
     const n = values.length, N = this.size;
     const send = this.ops.alloc(Math.max(8, n * 8)), recv = this.ops.alloc(Math.max(8, n * N * 8));
     try {
@@ -204,6 +306,7 @@ export class NcclCommunicator implements Communicator {
   }
 
   barrier(): void {
+    this.flush();
     const one = this.ops.alloc(4);
     try {
       this.nccl.allReduce(one, one, 1, ncclFloat32, ncclSum, this.live, this.ops.stream);
@@ -217,12 +320,13 @@ export class NcclCommunicator implements Communicator {
   close(abort = false): void {
     const comm = this.comm;
     if (!comm) return;
+    if (!abort) this.flush();
     this.comm = undefined;
-    if (this.bucket) {
-      if (!abort) this.ops.free(this.bucket.ptr);
-      this.bucket = undefined;
-    }
+    for (const b of [this.bucket, this.sideBucket]) if (b && !abort) this.ops.free(b.ptr);
+    this.bucket = this.sideBucket = undefined;
+    this.pending = 0;
     if (abort) this.nccl.commAbort(comm);
     else this.nccl.commDestroy(comm);
+    this.ops.close(abort);
   }
 }

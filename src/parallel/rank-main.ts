@@ -27,8 +27,9 @@ export function rankMain(argv: string[]): number {
     if (rank !== 0) cfg.log = "quiet";
     const gpu = cfg.device === "cuda";
     const id = gpu ? uniqueIdFromHex(String(values["nccl-id"])) : undefined;
+    const bucketBytes = cfg.parallel.bucketMB * 2 ** 20;
     const dp = new DataParallel(rank, size, gpu ? rank : undefined, () =>
-      id ? new NcclCommunicator({ rank, size, id, parentPid }) : new FileCommunicator({ dir: join(job, "comm"), rank, size, parentPid }));
+      id ? new NcclCommunicator({ rank, size, id, parentPid, bucketBytes }) : new FileCommunicator({ dir: join(job, "comm"), rank, size, parentPid, bucketBytes }), cfg.parallel);
     train(cfg, { parallel: dp, stopAfter: values["stop-after"] === undefined ? undefined : Number(values["stop-after"]) });
     return 0;
   } catch (e) {

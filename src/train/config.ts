@@ -23,6 +23,8 @@ export interface TrainConfig {
   threads: number;
   /** data-parallel ranks, one process each (`--gpus N`: one per GPU); batchSize and gradAccum are per rank */
   ranks: number;
+  /** how data-parallel ranks exchange gradients (src/parallel/data-parallel.ts); ignored with one process */
+  parallel: ParallelConfig;
   model: ModelConfig & { preset: string };
   recipe: RecipeConfig;
   data: {
@@ -59,6 +61,15 @@ export interface TrainConfig {
   telemetryEvery: number;
 }
 
+export interface ParallelConfig {
+  /** hand each bucket of final gradients to the communicator during the backward pass (false: all after it) */
+  overlap: boolean;
+  /** ZeRO-1: shard the AdamW moments over the ranks (reduce-scatter gradients, all-gather weights) */
+  zero1: boolean;
+  /** gradient bucket size in MiB (PyTorch DDP's 25) */
+  bucketMB: number;
+}
+
 export function defaultConfig(): TrainConfig {
   return {
     name: "run",
@@ -67,6 +78,7 @@ export function defaultConfig(): TrainConfig {
     device: "auto",
     threads: 0,
     ranks: 1,
+    parallel: { overlap: true, zero1: false, bucketMB: 25 },
     model: { preset: "tiny", vocabSize: 1024, ...MODEL_PRESETS.tiny, mlp: "sqrelu" },
     recipe: structuredClone(RECIPES.nvfp4),
     data: { dir: "", bundled: "moby-dick", tokenizer: "bpe", vocabSize: 1024, valFraction: 0.05 },
@@ -204,6 +216,7 @@ export function buildConfig(overrides: string[], file?: string): TrainConfig {
   if (!posInt(c.batchSize)) errs.push(`batchSize must be a positive integer, got ${c.batchSize}`);
   if (!posInt(c.gradAccum)) errs.push(`gradAccum must be a positive integer, got ${c.gradAccum}`);
   if (!posInt(c.ranks)) errs.push(`ranks must be a positive integer, got ${c.ranks}`);
+  if (!(c.parallel.bucketMB > 0)) errs.push(`parallel.bucketMB must be a positive number of MiB, got ${c.parallel.bucketMB}`);
   if (!posInt(c.logEvery)) errs.push(`logEvery must be a positive integer, got ${c.logEvery}`);
   if (!posInt(c.evalEvery)) errs.push(`evalEvery must be a positive integer, got ${c.evalEvery}`);
   if (!posInt(c.evalBatches)) errs.push(`evalBatches must be a positive integer, got ${c.evalBatches}`);

@@ -14,6 +14,7 @@ import { ConfigError } from "../nn/model-config.ts";
 import type { Model } from "../nn/create-model.ts";
 import type { PrecisionRow } from "../nn/language-model.ts";
 import type { Optimizer } from "../optim/optimizer.ts";
+import { Zero1Optimizer } from "../parallel/zero1.ts";
 import type { TrainConfig } from "./config.ts";
 import { MetricsWriter } from "./metrics.ts";
 import type { Progress } from "./progress.ts";
@@ -70,7 +71,7 @@ export class RunDir {
   }
 
   /** Load the checkpoint into model, optimizer and loader; returns the step to continue from. */
-  restore(model: Model, opt: Optimizer, loader: ResumableLoader, be: Backend): number {
+  restore(model: Model, opt: Optimizer | Zero1Optimizer, loader: ResumableLoader, be: Backend): number {
     const c = loadCheckpoint(this.checkpointPath);
     const saved = c.state.config as Record<string, unknown>;
     const now = this.cfg as unknown as Record<string, unknown>;
@@ -88,9 +89,12 @@ export class RunDir {
     const P = byName(c.params), M = byName(c.m), V = byName(c.v);
     model.params.forEach((p, i) => {
       be.copy(p.data, be.fromArray(P.get(p.name)!, p.shape));
+      if (opt instanceof Zero1Optimizer) return;
       be.copy(opt.m[i], be.fromArray(M.get(p.name)!, p.shape));
       be.copy(opt.v[i], be.fromArray(V.get(p.name)!, p.shape));
     });
+    // ZeRO-1 keeps its slices of the full moments, whatever rank count wrote them
+    if (opt instanceof Zero1Optimizer) opt.loadMoments(model.params.map((p) => M.get(p.name)!), model.params.map((p) => V.get(p.name)!));
     opt.t = c.state.optimizerT;
     loader.restore(c.state.loader);
     this.metrics.write({ type: "resume", step: c.state.step, time: new Date().toISOString() });
@@ -127,14 +131,16 @@ export class RunDir {
     progress.note(`step ${step}: precision switch (${this.cfg.recipe.precisionSwitch.passes} to BF16):\n${describePrecision(precision).replace(/^/gm, "  ")}`);
   }
 
-  checkpoint(be: Backend, step: number, model: Model, opt: Optimizer, loader: ResumableLoader, tokenizer: { toJSON(): object }, info: Record<string, unknown>): void {
+  /** Every rank calls it (ZeRO-1 gathers the moments' shards); rank 0 writes. */
+  checkpoint(be: Backend, step: number, model: Model, opt: Optimizer | Zero1Optimizer, loader: ResumableLoader, tokenizer: { toJSON(): object }, info: Record<string, unknown>): void {
+    const gathered = opt instanceof Zero1Optimizer ? opt.gatherMoments() : undefined;
     if (!this.leader) return;
     const named = (p: { name: string; shape: number[] }, t: Parameters<Backend["toArray"]>[0]): NamedTensor => ({ name: p.name, shape: p.shape, data: be.toArray(t) });
     saveCheckpoint(this.checkpointPath, {
       state: { version: 1, step, optimizerT: opt.t, config: this.cfg, recipe: this.cfg.recipe, tokenizer: tokenizer.toJSON(), loader: loader.state(), info },
       params: model.params.map((p) => named(p, p.data)),
-      m: model.params.map((p, i) => named(p, opt.m[i])),
-      v: model.params.map((p, i) => named(p, opt.v[i])),
+      m: model.params.map((p, i) => (gathered ? { name: p.name, shape: p.shape, data: gathered.m[i] } : named(p, (opt as Optimizer).m[i]))),
+      v: model.params.map((p, i) => (gathered ? { name: p.name, shape: p.shape, data: gathered.v[i] } : named(p, (opt as Optimizer).v[i]))),
     });
   }
 

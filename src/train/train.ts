@@ -4,8 +4,9 @@
  * rounding come from counter-based streams keyed by the seed and the step, so a run resumed from
  * a checkpoint continues bit for bit. Stops on the first NaN/Inf with the step and the layer,
  * and never writes a checkpoint from a poisoned state. Data parallel: the `parallel` hook
- * (src/parallel/data-parallel.ts) picks each rank's batches and all-reduces the gradients;
- * rank 0 alone evaluates and writes.
+ * (src/parallel/data-parallel.ts) picks each rank's batches, makes the optimizer (ZeRO-1's sharded
+ * one with --parallel.zero1) and exchanges the gradients, bucket by bucket during the backward pass
+ * (--parallel.overlap) or after it; rank 0 alone evaluates and writes.
  */
 import { createBackend } from "../backends/create-backend.ts";
 import { FileFormatError, NonFiniteError } from "../errors.ts";
@@ -13,7 +14,6 @@ import { RunContext } from "../nn/context.ts";
 import { createModel } from "../nn/create-model.ts";
 import { TelemetryLog } from "../nn/telemetry.ts";
 import { parameterCount } from "../nn/model-config.ts";
-import { Optimizer } from "../optim/optimizer.ts";
 import { learningRate } from "../optim/schedule.ts";
 import { DataParallel } from "../parallel/data-parallel.ts";
 import { switchActive } from "../recipes/recipe.ts";
@@ -60,7 +60,7 @@ export function train(cfg: TrainConfig, hooks: TrainHooks = {}): TrainResult {
     const ctx = new RunContext(be, cfg.recipe, cfg.seed);
     ctx.totalSteps = cfg.steps;
     const model = createModel(ctx, cfg.model, cfg.batchSize, cfg.model.seqLen);
-    const opt = new Optimizer(be, model.params, cfg.optim);
+    const opt = dp.optimizer(be, model.params, cfg.optim, run.log);
     if (init) {
       checkCheckpointMatches(cfg.init, init, model.params, false);
       const byName = new Map(init.params.map((t) => [t.name, t.data]));
@@ -90,7 +90,7 @@ export function train(cfg: TrainConfig, hooks: TrainHooks = {}): TrainResult {
         for (let micro = 0; micro < A; micro++) {
           ctx.micro = dp.micro(micro, A);
           const b = dp.batch(data.train, micro, A);
-          losses.push(model.step(be.tokens(b.inputs, [B, T]), be.tokens(b.targets, [B, T]), true, dp.lossScale(A)));
+          losses.push(model.step(be.tokens(b.inputs, [B, T]), be.tokens(b.targets, [B, T]), true, dp.lossScale(A), dp.gradsReady(micro, A)));
         }
         loss = dp.reduce(model.params, losses);
         // (a GPU backend raises the non-finite checks it queued when the norm is read)

@@ -39,10 +39,12 @@ export const CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8;
 export const CU_STREAM_DEFAULT = 0;
 export const CU_STREAM_NON_BLOCKING = 1;
 export const CU_EVENT_DEFAULT = 0;
+export const CU_EVENT_DISABLE_TIMING = 2;
 // CUresult, cuda.h:2517, 2529, 2597
 export const CUDA_SUCCESS = 0;
 export const CUDA_ERROR_OUT_OF_MEMORY = 2;
 export const CUDA_ERROR_NO_DEVICE = 100;
+export const CUDA_ERROR_NOT_READY = 600;
 
 /** One kernel argument, by the C type of the kernel's parameter. */
 export type KernelArg =
@@ -136,6 +138,8 @@ function bind(lib: LibraryHandle) {
     ), // cuda.h:17537
     cuStreamCreate: f("int cuStreamCreate(_Out_ void **stream, unsigned int flags)"), // cuda.h:14949
     cuStreamSynchronize: f("int cuStreamSynchronize(void *stream)"), // cuda.h:15795
+    cuStreamQuery: f("int cuStreamQuery(void *stream)"),
+    cuStreamWaitEvent: f("int cuStreamWaitEvent(void *stream, void *event, unsigned int flags)"),
     cuStreamDestroy: f("int cuStreamDestroy_v2(void *stream)"), // cuda.h:15825, :140
     cuEventCreate: f("int cuEventCreate(_Out_ void **event, unsigned int flags)"), // cuda.h:15946
     cuEventRecord: f("int cuEventRecord(void *event, void *stream)"), // cuda.h:15989
@@ -316,9 +320,23 @@ export class Driver {
     this.check("cuStreamDestroy_v2", this.api.cuStreamDestroy(stream));
   }
 
-  eventCreate(): CuEvent {
+  /** true when all work queued on `stream` has finished (cuStreamQuery: CUDA_ERROR_NOT_READY = false); throws on a device error */
+  streamQuery(stream: Stream): boolean {
+    const rc = this.api.cuStreamQuery(stream) as number;
+    if (rc === CUDA_ERROR_NOT_READY) return false;
+    this.check("cuStreamQuery", rc);
+    return true;
+  }
+
+  /** Work queued on `stream` after this call waits until `event` (as last recorded) has completed; the host does not wait. */
+  streamWaitEvent(stream: Stream, event: CuEvent): void {
+    this.check("cuStreamWaitEvent", this.api.cuStreamWaitEvent(stream, event, 0));
+  }
+
+  /** `timing: false` (CU_EVENT_DISABLE_TIMING) makes an event cheaper when it only orders streams. */
+  eventCreate(timing = true): CuEvent {
     const e = [null as unknown];
-    this.check("cuEventCreate", this.api.cuEventCreate(e, CU_EVENT_DEFAULT));
+    this.check("cuEventCreate", this.api.cuEventCreate(e, timing ? CU_EVENT_DEFAULT : CU_EVENT_DISABLE_TIMING));
     return e[0] as CuEvent;
   }
 
