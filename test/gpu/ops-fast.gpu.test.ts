@@ -120,3 +120,50 @@ test("attention glue: fused split+RoPE and RoPE+concat = split, rope, concat (pl
     }
   });
 });
+
+test("RMSNorm backward: the warp-per-row kernel within the oracle's tolerance (dx, accumulated dweight), as the plain one", (t) => {
+  withBackends(t, (fast, plain, cpu) => {
+    for (const [N, C] of [[200, 768], [37, 64], [50, 100], [9, 1024], [12, 1030]]) {
+      const x = randn(N * C, 1100 + C), w = randn(C, 1200 + C), dout = randn(N * C, 1300 + C), dw0 = randn(C, 1400 + C);
+      const run = <T extends Tensor>(be: Backend<T>) => {
+        const tx = be.fromArray(x, [N, C]), tw = be.fromArray(w, [C]), out = be.alloc([N, C]), rstd = be.alloc([N]);
+        be.rmsnormForward(out, rstd, tx, tw, N, C, 1e-5);
+        const dx = be.alloc([N, C]), dw = be.fromArray(dw0, [C]);
+        be.rmsnormBackward(dx, dw, be.fromArray(dout, [N, C]), tx, tw, rstd, N, C);
+        // dx aliasing dout, a second accumulation into dweight
+        const d2 = be.fromArray(dout, [N, C]);
+        be.rmsnormBackward(d2, dw, d2, tx, tw, rstd, N, C);
+        return [dx, dw, d2].map((o) => be.toArray(o));
+      };
+      const [rf, rp, rc] = [run(fast), run(plain), run(cpu)];
+      ["dx", "dweight", "dx in place"].forEach((what, i) => {
+        assert.ok(relMaxErr(rf[i], rc[i]) <= 1e-5, `rmsnorm ${N}x${C} ${what} vs CPU: ${relMaxErr(rf[i], rc[i])}`);
+        assert.ok(relMaxErr(rf[i], rp[i]) <= 1e-5, `rmsnorm ${N}x${C} ${what} vs plain: ${relMaxErr(rf[i], rp[i])}`);
+      });
+    }
+  });
+});
+
+test("cross-entropy: one read per row through shared memory, within the oracle's tolerance (V 50304, aliasing, loss only, bad target)", (t) => {
+  withBackends(t, (fast, plain, cpu) => {
+    for (const [N, V] of [[12, 50304], [64, 300], [20, 301]]) {
+      const logits = randn(N * V, 1500 + V, 2), ids = Int32Array.from({ length: N }, (_, i) => (i * 7919 + 3) % V);
+      const run = <T extends Tensor>(be: Backend<T>) => {
+        const lg = be.fromArray(logits, [N, V]), losses = be.alloc([N]), dl = be.alloc([N, V]);
+        const mean = be.crossEntropy(losses, dl, lg, be.tokens(ids, [N]), V, 1 / N);
+        const l2 = be.alloc([N]), meanOnly = be.crossEntropy(l2, null, lg, be.tokens(ids, [N]), V, 1 / N);
+        be.crossEntropy(l2, lg, lg, be.tokens(ids, [N]), V, 1 / N); // dlogits aliasing logits
+        return { mean, meanOnly, out: [losses, dl, lg].map((o) => be.toArray(o)) };
+      };
+      const [rf, rp, rc] = [run(fast), run(plain), run(cpu)];
+      assert.ok(Math.abs(rf.mean - rc.mean) <= 1e-5 * rc.mean, `CE ${N}x${V} mean ${rf.mean} vs CPU ${rc.mean}`);
+      assert.equal(rf.meanOnly, rf.mean, `CE ${N}x${V}: loss-only gives the same mean`);
+      ["losses", "dlogits", "dlogits in place"].forEach((what, i) => {
+        assert.ok(relMaxErr(rf.out[i], rc.out[i]) <= 1e-5, `CE ${N}x${V} ${what} vs CPU: ${relMaxErr(rf.out[i], rc.out[i])}`);
+        assert.ok(relMaxErr(rf.out[i], rp.out[i]) <= 1e-5, `CE ${N}x${V} ${what} vs plain: ${relMaxErr(rf.out[i], rp.out[i])}`);
+      });
+    }
+    const bad = Int32Array.from([1, 2, 300, 4]);
+    assert.throws(() => fast.crossEntropy(fast.alloc([4]), fast.alloc([4, 300]), fast.fromArray(randn(1200, 5), [4, 300]), fast.tokens(bad, [4]), 300, 0.25), /token id 300 at position 2/);
+  });
+});

@@ -569,7 +569,10 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     // P depends on the shape only, so results are the same on every GPU
     const P = Math.min(N, 256);
     const partial = this.scratch(P * C * 8);
-    this.launch("rmsnorm.cu", "rmsnorm_backward", [P, 1, 1], B256, C * 8, [ptr(dx.ptr), ptr(partial), ptr(dout.ptr), ptr(x.ptr), ptr(w.ptr), ptr(rstd.ptr), i32(N), i32(C)]);
+    // the warp-per-row kernel: C % 4, at most 8 float4 per lane, aligned rows
+    const vpl = Math.ceil(C / 128);
+    const warp = this.opsKernels === "fast" && C % 4 === 0 && vpl <= 8 && [dx, dout, x, w].every((t) => (t.ptr & 15n) === 0n);
+    this.launch("rmsnorm.cu", warp ? `rmsnorm_backward_w${vpl}` : "rmsnorm_backward", [P, 1, 1], B256, C * 8, [ptr(dx.ptr), ptr(partial), ptr(dout.ptr), ptr(x.ptr), ptr(w.ptr), ptr(rstd.ptr), i32(N), i32(C)]);
     this.launch("rmsnorm.cu", "rmsnorm_dweight_reduce", grid1(C), B256, 0, [ptr(dw.ptr), ptr(partial), i32(P), i32(C)]);
     this.release(partial);
   }
@@ -787,7 +790,9 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
   crossEntropy(losses: CudaTensor, dlogits: CudaTensor | null, logits: CudaTensor, targets: CudaTokens, V: number, scale: number): number {
     const N = targets.size;
     const err = this.errFlag();
-    this.launch("cross-entropy.cu", "cross_entropy_forward_backward", [N, 1, 1], [1024, 1, 1], 0, [
+    // one read of each row through shared memory where the row fits (V·4 B + the 128 B static ≤ 227 KB)
+    const smem = this.opsKernels === "fast" && V % 4 === 0 && V * 4 + 128 <= 232448 && (logits.ptr & 15n) === 0n && ((dlogits?.ptr ?? 0n) & 15n) === 0n;
+    this.launch("cross-entropy.cu", smem ? "cross_entropy_forward_backward_smem" : "cross_entropy_forward_backward", [N, 1, 1], [1024, 1, 1], smem ? V * 4 : 0, [
       ptr(losses.ptr), ptr(dlogits ? dlogits.ptr : 0n), ptr(logits.ptr), ptr(targets.ptr), i32(N), i32(V), f32(scale), ptr(err),
     ]);
     const P = Math.min(Math.ceil(N / 1024), 256);

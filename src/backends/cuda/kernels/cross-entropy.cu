@@ -7,6 +7,11 @@
  * deterministic two-kernel reduction. Not included: label smoothing, ignore-index, z-loss,
  * chunked-vocabulary variants, the LM head GEMM.
  *
+ * cross_entropy_forward_backward_smem reads each row from memory once: the block copies it into
+ * shared memory (cp.async, 16 bytes per request), then takes the max, the sum of exponentials and
+ * the dlogits from there (V ≤ 58k: the row fits the 227 KB a block may have). Max, then Σ exp(x −
+ * max), as the oracle; fp32 per thread and a fixed block tree.
+ *
  * Gradient convention: dlogits is OVERWRITTEN. A target outside [0, V) sets *err to the first bad
  * row (atomicMin; host sets INT_MAX before) and writes loss NaN for that row, leaving its dlogits
  * row untouched; other rows are computed (the oracle writes nothing on a bad batch; the host
@@ -115,4 +120,61 @@ extern "C" __global__ void cross_entropy_mean_final(double* mean, const double* 
   for (int b = threadIdx.x; b < P; b += blockDim.x) s += partials[b];
   s = block_sum_f64(s, red);
   if (threadIdx.x == 0) *mean = N > 0 ? s / (double)N : 0.0;
+}
+
+/**
+ * cross_entropy_forward_backward_smem(float* losses, float* dlogits, const float* logits, const int* targets,
+ *                                     int N, int V, float scale, int* err)
+ *   As cross_entropy_forward_backward (same arguments, outputs, error flag and aliasing), one read
+ *   of the row. V % 4 == 0 and logits/dlogits 16-byte aligned. grid: N; block: 1024; shared:
+ *   dynamic V·4 bytes (set the function's max dynamic shared size above 48 KB) + 128 B static.
+ */
+extern "C" __global__ void __launch_bounds__(1024) cross_entropy_forward_backward_smem(float* losses, float* dlogits, const float* logits, const int* targets, int N, int V,
+                                                                                       float scale, int* err) {
+  extern __shared__ float4 row_sh[];  // (V/4)
+  __shared__ float red[32];
+  const int n = blockIdx.x;
+  if (n >= N) return;
+  const int tid = threadIdx.x, nt = blockDim.x, V4 = V >> 2;
+  const int tgt = targets[n];
+  if (tgt < 0 || tgt >= V) {
+    if (tid == 0) {
+      atomicMin(err, n);
+      losses[n] = __int_as_float(0x7fc00000);
+    }
+    return;
+  }
+  const float4* row = reinterpret_cast<const float4*>(logits + (long long)n * V);
+  for (int i = tid; i < V4; i += nt) {
+    const unsigned dst = (unsigned)__cvta_generic_to_shared(row_sh + i);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(row + i));
+  }
+  asm volatile("cp.async.wait_all;\n" ::);
+  __syncthreads();
+  float m = neg_inf_f32();
+  for (int i = tid; i < V4; i += nt) {
+    const float4 x = row_sh[i];
+    m = fmaxf(m, fmaxf(fmaxf(x.x, x.y), fmaxf(x.z, x.w)));
+  }
+  m = block_max(m, red);
+  float s = 0.0f;
+  for (int i = tid; i < V4; i += nt) {
+    const float4 x = row_sh[i];
+    s += expf(x.x - m);
+    s += expf(x.y - m);
+    s += expf(x.z - m);
+    s += expf(x.w - m);
+  }
+  s = block_sum(s, red);
+  const float xt = reinterpret_cast<const float*>(row_sh)[tgt];
+  if (tid == 0) losses[n] = m + logf(s) - xt;
+  if (dlogits == nullptr) return;
+  const float inv = 1.0f / s;
+  float4* drow = reinterpret_cast<float4*>(dlogits + (long long)n * V);
+  for (int i = tid; i < V4; i += nt) {
+    const float4 x = row_sh[i];
+    const int j = 4 * i;
+    drow[i] = make_float4((expf(x.x - m) * inv - (j == tgt ? 1.0f : 0.0f)) * scale, (expf(x.y - m) * inv - (j + 1 == tgt ? 1.0f : 0.0f)) * scale,
+                          (expf(x.z - m) * inv - (j + 2 == tgt ? 1.0f : 0.0f)) * scale, (expf(x.w - m) * inv - (j + 3 == tgt ? 1.0f : 0.0f)) * scale);
+  }
 }

@@ -97,3 +97,89 @@ extern "C" __global__ void rmsnorm_dweight_reduce(float* dweight, const double* 
   for (int b = 0; b < P; b++) acc += dweight_partial[(long long)b * C + c];
   dweight[c] = (float)((double)dweight[c] + acc);
 }
+
+/**
+ * rmsnorm_backward_w<VPL>(same arguments as rmsnorm_backward), VPL = 1..8 float4 per lane:
+ *   the same results computed one warp per row: lane l owns the float4 columns l, l+32, ... (C % 4
+ *   == 0, C ≤ 128·VPL), keeps the row's dout and x in registers, reduces Σ dout·w·x with a warp
+ *   butterfly (no block barriers per row) and accumulates its columns of dweight in float64
+ *   registers over the warp's rows (rows r0 + warp, + 8, ...); the 8 warps' float64 partials are then
+ *   added in warp order. Same per-element formulas as rmsnorm_backward; the fp32 dot and the
+ *   float64 dweight sums run in another (fixed) order. grid: P (as rmsnorm_backward, the host's
+ *   function of the shape); block: 256; shared: dynamic C·8 bytes. Pointers 16-byte aligned.
+ */
+template <int VPL>
+__device__ __forceinline__ void rmsnorm_backward_warp_impl(float* dx, double* dweight_partial, const float* dout, const float* x, const float* weight, const float* rstd, int N, int C) {
+  extern __shared__ double dw_sh[];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5, C4 = C >> 2;
+  const int rowsPerBlock = (N + gridDim.x - 1) / gridDim.x;
+  const int r0 = blockIdx.x * rowsPerBlock, r1 = min(N, r0 + rowsPerBlock);
+  double acc[VPL][4];
+#pragma unroll
+  for (int k = 0; k < VPL; k++) acc[k][0] = acc[k][1] = acc[k][2] = acc[k][3] = 0.0;
+  for (int row = r0 + warp; row < r1; row += nwarps) {
+    const long long off = (long long)row * C;
+    const float r = rstd[row];
+    float4 g[VPL], xv[VPL];
+    float dot = 0.0f;
+#pragma unroll
+    for (int k = 0; k < VPL; k++) {
+      const int c4 = lane + 32 * k;
+      if (c4 < C4) {
+        g[k] = *reinterpret_cast<const float4*>(dout + off + 4 * c4);
+        xv[k] = *reinterpret_cast<const float4*>(x + off + 4 * c4);
+        const float4 w = *reinterpret_cast<const float4*>(weight + 4 * c4);
+        dot += g[k].x * w.x * xv[k].x;
+        dot += g[k].y * w.y * xv[k].y;
+        dot += g[k].z * w.z * xv[k].z;
+        dot += g[k].w * w.w * xv[k].w;
+      }
+    }
+    dot = warp_sum(dot);
+    const float kk = r * r * dot / (float)C;
+    const double rd = (double)r;
+#pragma unroll
+    for (int k = 0; k < VPL; k++) {
+      const int c4 = lane + 32 * k;
+      if (c4 < C4) {
+        const float4 w = *reinterpret_cast<const float4*>(weight + 4 * c4);
+        acc[k][0] += (double)g[k].x * (double)xv[k].x * rd;
+        acc[k][1] += (double)g[k].y * (double)xv[k].y * rd;
+        acc[k][2] += (double)g[k].z * (double)xv[k].z * rd;
+        acc[k][3] += (double)g[k].w * (double)xv[k].w * rd;
+        *reinterpret_cast<float4*>(dx + off + 4 * c4) = make_float4(r * (g[k].x * w.x - xv[k].x * kk), r * (g[k].y * w.y - xv[k].y * kk),
+                                                                    r * (g[k].z * w.z - xv[k].z * kk), r * (g[k].w * w.w - xv[k].w * kk));
+      }
+    }
+  }
+  // warp partials into shared memory, warp 0 first, then 1, ...: a fixed order
+  for (int w = 0; w < nwarps; w++) {
+    if (warp == w) {
+#pragma unroll
+      for (int k = 0; k < VPL; k++) {
+        const int c4 = lane + 32 * k;
+        if (c4 < C4) {
+#pragma unroll
+          for (int e = 0; e < 4; e++) dw_sh[4 * c4 + e] = (w == 0 ? 0.0 : dw_sh[4 * c4 + e]) + acc[k][e];
+        }
+      }
+    }
+    __syncthreads();
+  }
+  double* part = dweight_partial + (long long)blockIdx.x * C;
+  for (int c = threadIdx.x; c < C; c += blockDim.x) part[c] = dw_sh[c];
+}
+
+#define RMSNORM_BACKWARD_W(V) \
+  extern "C" __global__ void __launch_bounds__(256) rmsnorm_backward_w##V(float* dx, double* dweight_partial, const float* dout, const float* x, const float* weight, \
+                                                                          const float* rstd, int N, int C) { \
+    rmsnorm_backward_warp_impl<V>(dx, dweight_partial, dout, x, weight, rstd, N, C); \
+  }
+RMSNORM_BACKWARD_W(1)
+RMSNORM_BACKWARD_W(2)
+RMSNORM_BACKWARD_W(3)
+RMSNORM_BACKWARD_W(4)
+RMSNORM_BACKWARD_W(5)
+RMSNORM_BACKWARD_W(6)
+RMSNORM_BACKWARD_W(7)
+RMSNORM_BACKWARD_W(8)
