@@ -25,6 +25,7 @@ import { CublasLt, CUDA_R_16BF, CUDA_R_32F, gemmRowMajorTN } from "./cublaslt.ts
 import { getDriver, type CuEvent, type CuFunction, type CuModule, type Dim3, type Driver, type KernelArg } from "./driver.ts";
 import { kernelsDir, loadModule } from "./nvrtc.ts";
 import { CudaMamba2 } from "./mamba2.ts";
+import { CudaFp8, isFp8Operand, type Fp8GemmMode } from "./fp8.ts";
 
 export class CudaTensor implements Tensor {
   readonly size: number;
@@ -47,8 +48,12 @@ export class CudaTokens implements Tokens {
  */
 export interface CudaOperand extends Operand {
   ptr: bigint;
-  dtype: "bf16" | "f32";
+  /** e4m3 / e5m2: an FP8 operand kept for the tensor cores (fp8.ts): bytes (rows, cols) + block scales */
+  dtype: "bf16" | "f32" | "e4m3" | "e5m2";
   transposed?: boolean;
+  /** FP8: device pointer to the FP32 decode scales in cuBLASLt's layout (cublaslt.ts blockScaleLayout) */
+  scalePtr?: bigint;
+  scaleKind?: "1x128" | "128x128";
   /** NVFP4 tensor amax (folded into the GEMM alpha); read back only by quantizeBytes */
   amax?: number;
   /** NVFP4: device pointer to the amax bits, for the alpha applied on the device */
@@ -97,6 +102,12 @@ export interface CudaBackendOptions {
    * compared with). Environment: FP4LM_OPS_KERNELS=fast|plain.
    */
   opsKernels?: OpsKernels;
+  /**
+   * The fp8 recipe's GEMMs: "tensor-cores" (default; block-scaled E4M3 on Hopper's FP8 tensor cores
+   * through cuBLASLt, fp8.ts) or "emulated" (operands dequantized to BF16, BF16 GEMM: the CPU
+   * oracle's path). Environment: FP4LM_FP8_GEMM=tensor-cores|emulated.
+   */
+  fp8Gemm?: Fp8GemmMode;
 }
 
 export type OpsKernels = "fast" | "plain";
@@ -152,7 +163,15 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     this.drv.memsetD32(this.checkSlots, 0xffffffff, this.checkCapacity * 2);
     this.gemmScalars = this.mem.alloc(16);
     this.drv.memcpyHtoD(this.gemmScalars, new Float32Array([1, 0, 1, 0]), 16);
+    this.fp8 = new CudaFp8({
+      drv: this.drv, lt: this.lt, workspace: this.workspace, workspaceBytes: this.workspaceBytes, ccMajor: info.major,
+      quantKernels: () => this.quantKernels,
+      launch: (...a) => this.launch(...a), timed: (name, run) => this.timed(name, run), scratch: (n) => this.scratch(n), release: (...p) => this.release(...p),
+    }, opts.fp8Gemm);
   }
+
+  /** the fp8 recipe's operands and GEMMs (fp8.ts): FP8 tensor cores or emulated */
+  readonly fp8: CudaFp8;
 
   /** Which NVFP4 quantizer kernels run from now on (tests compare the two). */
   setQuantKernels(mode: QuantKernels): void {
@@ -184,7 +203,7 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     if (!mod) {
       const src = readFileSync(join(kernelsDir(), file), "utf8");
       // the quantizers must round exactly as the CPU twins: no FMA contraction there
-      mod = loadModule(src, file, { fmad: file === "quantize.cu" || file === "quantize-fast.cu" ? false : undefined }).module;
+      mod = loadModule(src, file, { fmad: file === "quantize.cu" || file === "quantize-fast.cu" || file === "quantize-fp8-fast.cu" ? false : undefined }).module;
       this.modules.set(file, mod);
     }
     f = this.drv.getFunction(mod, name);
@@ -460,36 +479,9 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
         this.release(packed, scales);
         return out;
       }
-      case "fp8": {
-        const scaling = spec.block === "128x128" ? 2 : spec.block === "tensor" ? 0 : 1;
-        const nBlocks = scaling === 0 ? 1 : scaling === 1 ? R * Math.ceil(C / 128) : Math.ceil(R / 128) * Math.ceil(C / 128);
-        const bam = this.scratch(nBlocks * 4);
-        this.drv.memsetD32(bam, 0, nBlocks);
-        this.launch("quantize.cu", "fp8_block_amax_f32", tiled, B256, 0, [ptr(x.ptr), i32(rows), i32(cols), i32(transpose ? 1 : 0), i32(scaling), ptr(bam), ptr(slot)]);
-        checked();
-        const data = this.scratch(n), sinv = this.scratch(nBlocks * 4), deq = this.scratch(n * 4), o = this.scratch(n * 2);
-        this.launch("quantize.cu", "fp8_quantize_f32", tiled, B256, 0, [
-          ptr(x.ptr), i32(rows), i32(cols), i32(transpose ? 1 : 0), i32(scaling), i32(spec.fp8 === "e5m2" ? 1 : 0), i32(scaling === 0 ? 0 : 1),
-          ptr(bam), ptr(data), ptr(sinv), ptr(deq),
-        ]);
-        if (scaling === 0) {
-          // a per-tensor scale is not a power of two: fp8·scale_inv is exact in FP32 only
-          this.release(o);
-          out.operand = { rows: R, cols: C, spec, ptr: deq, dtype: "f32" };
-        } else {
-          // block scales are powers of two: fp8·scale_inv is exact in BF16
-          this.launch("cast.cu", "cast_bf16_f32", grid1(n), B256, 0, [ptr(deq), i32(R), i32(C), i32(0), ptr(o), ptr(0n)]);
-          out.operand.ptr = o;
-        }
-        if (keep) {
-          out.packed = bytes(data, n);
-          out.scaleInv = new Float32Array(nBlocks);
-          this.drv.memcpyDtoH(out.scaleInv, sinv, nBlocks * 4);
-        }
-        this.release(bam, data, sinv);
-        if (scaling !== 0) this.release(deq);
-        return out;
-      }
+      case "fp8":
+        // fp8.ts: the one-pass kernels (quantize-fp8-fast.cu) or the plain twins; FP8 bytes kept for the tensor cores or a BF16 operand
+        return this.fp8.quantize(x.ptr, rows, cols, spec, transpose, slot, keep, checked);
     }
   }
 
@@ -501,7 +493,13 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
   operandValues(op: CudaOperand): Float32Array {
     const n = op.rows * op.cols;
     let stored: Float32Array;
-    if (op.dtype === "f32") {
+    if (isFp8Operand(op)) {
+      const t = this.scratch(n * 4);
+      this.fp8.dequantize(op, 0n, t);
+      stored = new Float32Array(n);
+      this.drv.memcpyDtoH(stored, t, n * 4);
+      this.release(t);
+    } else if (op.dtype === "f32") {
       stored = new Float32Array(n);
       this.drv.memcpyDtoH(stored, op.ptr, n * 4);
     } else {
@@ -519,6 +517,7 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
   releaseOperand(op: CudaOperand): void {
     this.release(op.ptr);
     if (op.amaxPtr !== undefined) this.release(op.amaxPtr);
+    if (op.scalePtr !== undefined) this.release(op.scalePtr);
   }
 
   /**
@@ -529,6 +528,8 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
   gemm(c: CudaTensor, a: CudaOperand, b: CudaOperand, accumulate: boolean): void {
     if (a.cols !== b.cols) throw new RangeError(`gemm: operands disagree on K: A is ${a.rows}x${a.cols}, B is ${b.rows}x${b.cols}`);
     if (c.size !== a.rows * b.rows) throw new RangeError(`gemm: C has ${c.size} elements, need ${a.rows}x${b.rows}`);
+    // FP8 operands kept for the tensor cores: fp8.ts runs the GEMM there, or dequantizes them and comes back here
+    if (isFp8Operand(a) || isFp8Operand(b)) return this.fp8.gemm(c.ptr, a, b, accumulate, (a2, b2) => this.gemm(c, a2, b2, accumulate));
     if (a.dtype !== b.dtype) throw new RangeError(`gemm: operand types differ (${a.dtype} × ${b.dtype})`);
     if ((a.amaxPtr === undefined) !== (b.amaxPtr === undefined)) throw new RangeError("gemm: one NVFP4 operand and one of another format");
     const run = (D: bigint, beta: number) => this.timed(`gemm ${a.dtype} ${a.rows}x${b.rows}x${a.cols}`, () => gemmRowMajorTN(this.lt, {
@@ -997,6 +998,12 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
       opPtr = this.scratch(n * (op.dtype === "f32" ? 4 : 2));
       temp.push(opPtr);
       this.castOperand(op.dtype === "f32" ? "cast_f32_f32" : "cast_bf16_f32", x, rows, cols, true, opPtr, 0n);
+    }
+    // an FP8 operand kept for the tensor cores: measure its values (the BF16 operand the emulated GEMM would get)
+    if (isFp8Operand(op)) {
+      opPtr = this.scratch(n * 2);
+      temp.push(opPtr);
+      this.fp8.dequantize(op, opPtr, 0n);
     }
     // 2 doubles, 3 u64 counters, the amax bits
     const res = this.scratch(48);
