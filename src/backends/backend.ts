@@ -75,6 +75,12 @@ export interface Backend<T extends Tensor = Tensor, K extends Tokens = Tokens, O
   attentionSavedShape(B: number, Tlen: number, NH: number, HS: number): number[];
   /** what the attention core runs in for this head size, in words (logged with the run) */
   attentionPrecision(HS: number): string;
+  /**
+   * What a GEMM with these operand specs actually runs on, in words (the precision table's engine
+   * column, logged with the run): e.g. "FP8 tensor cores", or "emulated (…)" with the reason.
+   * Optional: a backend without it runs every GEMM as the specs say (the CPU's exact emulation).
+   */
+  gemmEngine?(a: OperandSpec, b: OperandSpec): string;
   /** causal GQA core: out (B,T,NH,HS), `saved` as attentionSavedShape; q (B,T,NH,HS), k, v (B,T,NKV,HS) */
   attentionForward(out: T, saved: T, q: T, k: T, v: T, B: number, Tlen: number, NH: number, NKV: number, HS: number): void;
   /** dq, dk, dv overwritten; `out` and `saved` are the forward's */

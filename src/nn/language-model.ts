@@ -20,6 +20,8 @@ export interface PrecisionRow {
   dgrad: string;
   wgrad: string;
   why: string;
+  /** what the three GEMMs run on, when the backend says (Backend.gemmEngine): one label, or one per GEMM */
+  engine?: string;
 }
 
 /** A residual block: (B·T, C) in and out; parameters and linear layers in checkpoint order. */
@@ -105,11 +107,16 @@ export abstract class LanguageModel<Blk extends ModelBlock> {
   /** What precision each GEMM of each linear layer runs in at the context's current step. */
   precisionTable(): PrecisionRow[] {
     return this.linears.map((l) => {
-      const p = this.ctx.plan(l.site);
-      return {
+      const p = this.ctx.plan(l.site), be = this.ctx.be;
+      const row: PrecisionRow = {
         layer: l.name, fprop: describeGemm(p.fprop), dgrad: describeGemm(p.dgrad), wgrad: describeGemm(p.wgrad),
         why: bf16Reason(this.ctx.recipe, l.site) ?? "quantized",
       };
+      if (be.gemmEngine) {
+        const [f, d, w] = [p.fprop, p.dgrad, p.wgrad].map((g) => be.gemmEngine!(g.a, g.b));
+        row.engine = f === d && d === w ? f : `Fprop ${f}; Dgrad ${d}; Wgrad ${w}`;
+      }
+      return row;
     });
   }
 }

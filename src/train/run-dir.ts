@@ -39,7 +39,8 @@ function canonicalJson(v: unknown): string {
 
 /** The precision table as text. */
 export function describePrecision(rows: PrecisionRow[]): string {
-  return textTable([["layer", "Fprop", "Dgrad", "Wgrad", "why"], ...rows.map((r) => [r.layer, r.fprop, r.dgrad, r.wgrad, r.why])]);
+  if (!rows.some((r) => r.engine)) return textTable([["layer", "Fprop", "Dgrad", "Wgrad", "why"], ...rows.map((r) => [r.layer, r.fprop, r.dgrad, r.wgrad, r.why])]);
+  return textTable([["layer", "Fprop", "Dgrad", "Wgrad", "why", "runs on"], ...rows.map((r) => [r.layer, r.fprop, r.dgrad, r.wgrad, r.why, r.engine ?? ""])]);
 }
 
 export class RunDir {

@@ -649,6 +649,14 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     return "fp32 CUDA cores (materialised probabilities)";
   }
 
+  /** What a GEMM of these operands runs on (the precision table's "runs on" column). */
+  gemmEngine(a: OperandSpec, b: OperandSpec): string {
+    if (a.format === "fp8" && b.format === "fp8") return this.fp8.engine(a, b);
+    if (a.format === "bf16" && b.format === "bf16") return "BF16 tensor cores";
+    if (a.format === "fp32" && b.format === "fp32") return "FP32 (cuBLASLt, CUDA cores)";
+    return `emulated (BF16 tensor cores: ${a.format === b.format ? a.format : `${a.format} × ${b.format}`} dequantized exactly to BF16)`;
+  }
+
   attentionSavedShape(B: number, T: number, NH: number, HS: number): number[] {
     return this.flash(HS) ? [B, NH, T] : [B, NH, T, T];
   }
