@@ -6,7 +6,7 @@
 #   FP4LM_GPU_BENCH="quantize-gpu train-gpu" FP4LM_ARGS_train_gpu="--steps 3 --profile" bash scripts/gpu-run.sh
 # Optional, same call: FP4LM_TORCH_ARGS="--recipes bf16,nvfp4" runs the PyTorch baseline
 # (bench/torch_gpt.py) after the benchmarks; FP4LM_GPU_INTEROP=1 runs issue 6's transformers checks
-# (test/interop_check.py, test/interop_check_nvfp4.py); FP4LM_GPU_TESTS=0 skips smoke + test:gpu;
+# (test/interop_check.py, with issue 8's NemotronHForCausalLM; test/interop_check_nvfp4.py); FP4LM_GPU_TESTS=0 skips smoke + test:gpu;
 # FP4LM_EXP_JOBS runs experiment jobs (scripts/gpu-experiments.ts; FP4LM_EXP_PARALLEL, FP4LM_EXP_DEADLINE).
 set -uo pipefail
 cd "$(dirname "$0")/.."

@@ -1,6 +1,6 @@
 /**
  * transformers → fp4lm parity check (test/interop_check.py, part b): import the folder that
- * interop_check.py wrote with `save_pretrained` (a random ArceeForCausalLM or LlamaForCausalLM,
+ * interop_check.py wrote with `save_pretrained` (a random ArceeForCausalLM, LlamaForCausalLM or NemotronHForCausalLM,
  * plus hf_logits.f32 and check_tokens.json) through importHf, run our CPU model with the fp32 recipe on the same tokens
  * and compare with transformers' logits: max abs diff < 1e-4 (logits are O(1) by construction).
  * Prints PASS or FAIL and exits 0 or 1.

@@ -1,12 +1,14 @@
 /**
  * Prepare the fp4lm → transformers parity checks (test/interop_check.py, parts a and c): build
  * tiny models with fixed seeds (nothing is trained; weights O(1) so logits are O(1) and a wrong
- * name, split or RoPE pairing shows far above the tolerance), save each as an fp4lm checkpoint,
+ * name, split, RoPE pairing or Mamba-2 parameter shows far above the tolerance), save each as an fp4lm checkpoint,
  * export it as an F32 Hugging Face folder, and write into that folder our CPU logits (fp32
  * recipe) on a fixed token batch: check_tokens.json (tokens, shapes, tolerance, architecture) and
  * check_logits.f32 (raw little-endian float32, (B, T, V) row-major). Folders under OUT_DIR:
  *   arcee/          ArceeForCausalLM (squared ReLU), byte tokenizer
  *   llama/          LlamaForCausalLM (SwiGLU), our BPE trained on the bundled corpus
+ *   nemotronh/      NemotronHForCausalLM: nemotronh-small's shape (13 blocks M-M-M*-M-M-M-, Mamba-2 with
+ *                   2 groups, state 16, 16 heads of 8, chunk 16, so T = 64 is 4 chunks), byte tokenizer
  *   gpt2-tokenizer/ GPT-2's tokenizer files only (no model)
  * Each folder also gets check_tokenizer.json: fixed texts and the ids fp4lm's tokenizer gives
  * them, for `AutoTokenizer.from_pretrained(folder)` to reproduce.
@@ -21,14 +23,18 @@ import { trainBpe } from "../src/data/bpe-train.ts";
 import { loadBundledCorpus } from "../src/data/corpus.ts";
 import { bpeTokenizer, byteTokenizer, gpt2Tokenizer, type Tokenizer } from "../src/data/tokenizer.ts";
 import { exportHf } from "../src/interop/hf-export.ts";
-import { hfNames, HF_ARCHITECTURES } from "../src/interop/hf-config.ts";
+import { hfArchitecture, hfNames } from "../src/interop/hf-config.ts";
 import { hfTokenizerFiles } from "../src/interop/hf-tokenizer.ts";
-import type { MlpKind } from "../src/nn/model-config.ts";
 import { initValues } from "../src/nn/param.ts";
 import { buildConfig } from "../src/train/config.ts";
 import { loadModel } from "../src/train/load-model.ts";
 
-/** max |HF logits − ours| allowed; fp32 GEMM order and RoPE angles (fp64 here, fp32 in HF) differ by ~1e-6 of O(1) logits */
+/**
+ * max |HF logits − ours| allowed, for all three models: fp32 GEMM order, RoPE angles (fp64 here,
+ * fp32 in HF) and the Mamba-2 scan's summation order (HF's chunked torch_forward in fp32, float64
+ * sums here) differ by ~1e-6 of O(1) logits; one fp32 rounding of the embedding moves the logits by
+ * ~1e-6 (9.5e-7 Arcee, 1.2e-6 Llama, 1.8e-6 the 13-block hybrid: printed as "fp32 noise").
+ */
 const TOLERANCE = 1e-4;
 const B = 2, T = 64, SEED = 20250101;
 
@@ -52,50 +58,60 @@ function writeTokenizerCheck(dir: string, tok: Tokenizer): void {
   }) + "\n");
 }
 
+/** Our CPU logits (B, T, V) for a checkpoint, fp32 recipe. */
+function logitsOf(ckpt: string, ids: Int32Array): Float32Array {
+  const lm = loadModel(ckpt, { B, T, recipe: "fp32" });
+  try {
+    const x = lm.be.tokens(ids, [B, T]);
+    lm.model.step(x, x, false);
+    return lm.model.lastLogits();
+  } finally {
+    lm.be.close();
+  }
+}
+
 /** One model folder: checkpoint → F32 HF export → our logits on a fixed batch. */
-function prepareModel(outDir: string, mlp: MlpKind, tok: Tokenizer, overwrite: boolean): string {
-  const config = buildConfig([
-    "device=cpu", "recipe=fp32", `data.tokenizer=${tok.toJSON().kind}`, `model.vocabSize=${tok.vocabSize}`, "model.dModel=64", "model.nLayers=2",
-    "model.nHeads=4", "model.nKvHeads=2", "model.dFF=192", `model.seqLen=${T}`, "model.ropeTheta=10000", "model.normEps=1e-5", `model.mlp=${mlp}`, `seed=${SEED}`,
-  ]);
+function prepareModel(outDir: string, modelArgs: string[], tok: Tokenizer, overwrite: boolean): string {
+  const config = buildConfig(["device=cpu", "recipe=fp32", `data.tokenizer=${tok.toJSON().kind}`, `model.vocabSize=${tok.vocabSize}`, `model.seqLen=${T}`, `seed=${SEED}`, ...modelArgs]);
   const params = hfNames(config.model).map((e) => {
     const n = e.shape.reduce((a, b) => a * b, 1);
     const std = e.shape.length === 1 ? 0.3 : e.param === "embed.weight" ? 1 : 1 / Math.sqrt(e.shape[1]);
     const data = initValues(e.param, n, { kind: "normal", std }, SEED);
-    if (e.shape.length === 1) for (let i = 0; i < n; i++) data[i] += 1; // norm gains around 1
+    if (e.shape.length === 1) for (let i = 0; i < n; i++) data[i] += 1; // norm gains (and Mamba-2's dt_bias, A_log, D, conv bias) around 1
     return { name: e.param, shape: e.shape, data };
   });
   const tmp = mkdtempSync(join(tmpdir(), "fp4lm-interop-"));
   try {
     const ckpt = join(tmp, "checkpoint.safetensors");
     const zeros = () => params.map((p) => ({ ...p, data: new Float32Array(p.data.length) }));
-    saveCheckpoint(ckpt, {
+    const save = (path: string, ps: typeof params) => saveCheckpoint(path, {
       state: { version: 1, step: 0, optimizerT: 0, config, recipe: config.recipe, tokenizer: tok.toJSON(), loader: null, info: { purpose: "interop check" } },
-      params, m: zeros(), v: zeros(),
+      params: ps, m: zeros(), v: zeros(),
     });
+    save(ckpt, params);
     const r = exportHf(ckpt, outDir, { dtype: "f32", overwrite });
     if (r.tokenizerSkipped) throw new Error(`${outDir}: no HF tokenizer files: ${r.tokenizerSkipped}`);
     const ids = tokens(B * T, config.model.vocabSize, 7);
-    const lm = loadModel(ckpt, { B, T, recipe: "fp32" });
-    let logits: Float32Array;
-    try {
-      const x = lm.be.tokens(ids, [B, T]);
-      lm.model.step(x, x, false);
-      logits = lm.model.lastLogits();
-    } finally {
-      lm.be.close();
-    }
-    const V = config.model.vocabSize, architecture = HF_ARCHITECTURES[mlp].architecture;
+    const logits = logitsOf(ckpt, ids);
+    // how far fp32 rounding noise carries: the logits again with the embedding off by ±2⁻²⁴ relative
+    // (one fp32 rounding), for judging the tolerance
+    const noisy = join(tmp, "noisy.safetensors");
+    save(noisy, params.map((p) => (p.name === "embed.weight" ? { ...p, data: p.data.map((v, i) => v * (1 + (i % 2 ? 1 : -1) * 2 ** -24)) } : p)));
+    const other = logitsOf(noisy, ids);
+    let sensitivity = 0;
+    for (let i = 0; i < logits.length; i++) sensitivity = Math.max(sensitivity, Math.abs(other[i] - logits[i]));
+    const V = config.model.vocabSize, architecture = hfArchitecture(config.model).architecture;
     const rows = Array.from({ length: B }, (_, b) => Array.from(ids.subarray(b * T, (b + 1) * T)));
     writeFileSync(join(outDir, "check_tokens.json"), JSON.stringify({
       tokens: rows, B, T, vocab_size: V, logits_file: "check_logits.f32", logits_shape: [B, T, V], logits_dtype: "float32 little-endian, row-major",
       tolerance_max_abs: TOLERANCE, architecture, producer: "fp4lm CPU backend, fp32 recipe (scripts/interop-prepare.ts)",
+      fp32_noise_max_abs: sensitivity, fp32_noise: "max |logit change| when the embedding is perturbed by one fp32 rounding (2^-24 relative)",
     }) + "\n");
     writeFileSync(join(outDir, "check_logits.f32"), new Uint8Array(logits.buffer, logits.byteOffset, logits.byteLength));
     writeTokenizerCheck(outDir, tok);
     let maxAbs = 0;
     for (const v of logits) maxAbs = Math.max(maxAbs, Math.abs(v));
-    return `${outDir}: HF ${architecture} (F32), tokenizer ${tok.name} + check_tokens.json + check_logits.f32 (${B}x${T}x${V}, max |logit| ${maxAbs.toFixed(3)}) + check_tokenizer.json`;
+    return `${outDir}: HF ${architecture} (F32), tokenizer ${tok.name} + check_tokens.json + check_logits.f32 (${B}x${T}x${V}, max |logit| ${maxAbs.toFixed(3)}, fp32 noise ${sensitivity.toExponential(1)}) + check_tokenizer.json`;
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
@@ -109,13 +125,15 @@ function main(argv: string[]): void {
   }
   const overwrite = argv.includes("--overwrite");
   mkdirSync(outDir, { recursive: true });
-  console.log(`wrote ${prepareModel(join(outDir, "arcee"), "sqrelu", byteTokenizer(), overwrite)}`);
+  const transformer = ["model.dModel=64", "model.nLayers=2", "model.nHeads=4", "model.nKvHeads=2", "model.dFF=192", "model.ropeTheta=10000", "model.normEps=1e-5"];
+  console.log(`wrote ${prepareModel(join(outDir, "arcee"), [...transformer, "model.mlp=sqrelu"], byteTokenizer(), overwrite)}`);
   const bpe = bpeTokenizer(trainBpe(loadBundledCorpus().slice(0, 300_000), 512));
   try {
-    console.log(`wrote ${prepareModel(join(outDir, "llama"), "swiglu", bpe, overwrite)}`);
+    console.log(`wrote ${prepareModel(join(outDir, "llama"), [...transformer, "model.mlp=swiglu"], bpe, overwrite)}`);
   } finally {
     bpe.free();
   }
+  console.log(`wrote ${prepareModel(join(outDir, "nemotronh"), ["model.preset=nemotronh-small"], byteTokenizer(), overwrite)}`);
   const gpt2Dir = join(outDir, "gpt2-tokenizer");
   rmSync(gpt2Dir, { recursive: true, force: true });
   mkdirSync(gpt2Dir);

@@ -12,7 +12,7 @@ import { FileCommunicator } from "./file-communicator.ts";
 
 const RANK_SCRIPT = fileURLToPath(new URL("../../test/file-comm-rank.ts", import.meta.url));
 
-interface RankResult { rank: number; sum: number[][]; max: number[][]; bcast: number[][]; gathered: number[] }
+interface RankResult { rank: number; sum: number[][]; max: number[][]; bcast: number[][]; gathered: number[]; asyncSum: number[][]; rs: number[][]; ag: number[][][] }
 
 function runRanks(dir: string, size: number): Promise<RankResult[]> {
   return Promise.all(Array.from({ length: size }, (_, rank) => new Promise<RankResult>((resolve, reject) => {
@@ -24,7 +24,7 @@ function runRanks(dir: string, size: number): Promise<RankResult[]> {
   })));
 }
 
-test("file communicator, 3 processes: every rank gets the same bits, sums in rank order in FP32, in buckets; max, broadcast, gather", async () => {
+test("file communicator, 3 processes: every rank gets the same bits, sums in rank order in FP32, in buckets (also bucket by bucket); reduce-scatter, all-gather of shards; max, broadcast, gather", async () => {
   const dir = mkdtempSync(join(tmpdir(), "fp4lm-filecomm-"));
   try {
     const N = 3;
@@ -39,10 +39,21 @@ test("file communicator, 3 processes: every rank gets the same bits, sums in ran
       assert.deepEqual(r.max, inputs[0].map((_, i) => [...inputs[0][i]].map((_, j) => Math.max(inputs[0][i][j], inputs[1][i][j], inputs[2][i][j]))));
       assert.deepEqual(r.bcast, inputs[N - 1].map((t) => [...t]));
       assert.deepEqual(r.gathered, [0.5, -0.25, 1.5, -1.25, 2.5, -2.25]);
+      assert.deepEqual(r.asyncSum, r.sum, `rank ${r.rank}: bucket by bucket = the bucketed all-reduce`);
+      // reduce-scatter: this rank's slice of the same sums (zero padding past the end); all-gather: rank k's slice from rank k
+      const flatSum = [sum.flatMap((t) => [...t]), [...sum[0], ...sum[2]]];
+      const S = [10, 4];
+      [0, 1].forEach((k) => {
+        const want = Array.from({ length: S[k] }, (_, j) => flatSum[k][r.rank * S[k] + j] ?? 0);
+        assert.deepEqual(r.rs[k], want, `rank ${r.rank} reduce-scatter ${k}`);
+        const own = (q: number) => (k === 0 ? inputs[q] : [inputs[q][0], inputs[q][2]]).flatMap((t) => [...t]);
+        const full = own(0).map((_, j) => own(Math.floor(j / S[k]))[j]);
+        assert.deepEqual(r.ag[k].flat(), full, `rank ${r.rank} all-gather ${k}`);
+      });
     }
-    // 9 exchanges (sum and max in 3 buckets each of ≤ 16 values: [7], [20], [3]; broadcast, gather,
-    // barrier); each rank deleted its parts of all but the last
-    assert.deepEqual(readdirSync(dir).sort(), ["8.0", "8.1", "8.2"]);
+    // 15 exchanges (sum and max in 3 buckets each of ≤ 16 values: [7], [20], [3]; broadcast, gather;
+    // 2 async buckets, 2 reduce-scatters, 2 all-gathers; barrier); each rank deleted its parts of all but the last
+    assert.deepEqual(readdirSync(dir).sort(), ["14.0", "14.1", "14.2"]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -69,6 +69,42 @@ test("NCCL communicator on a fake NCCL: bucketed sum packs and unpacks every ele
   for (const x of ts) fake.ops.free(x.ptr);
 });
 
+test("NCCL communicator on a fake NCCL: buckets started on the side stream (ordered after the compute stream, waited for by flush), reduce-scatter with padding, all-gather of shards", (t) => {
+  const fake = setup(t);
+  if (!fake) return;
+  const c = communicator(fake);
+  const { ts, values } = tensors(fake, [5, 3, 1000], 12);
+  const [c0, o0] = [fake.collectives(), fake.orders()];
+  c.allReduceSumAsync(ts.slice(0, 2));
+  c.allReduceSumAsync(ts.slice(2));
+  assert.equal(fake.orders() - o0, 2, "each bucket's side-stream work waits for the compute stream");
+  c.flush();
+  assert.equal(fake.orders() - o0, 3, "flush: the compute stream waits for the side stream");
+  c.flush();
+  assert.equal(fake.orders() - o0, 3, "nothing pending, nothing to wait for");
+  assert.equal(fake.collectives() - c0, 2);
+  ts.forEach((x, i) => assert.deepEqual(read(fake, x), values[i].map((v) => 2 * v), `tensor ${i}`));
+  // a 7-element bucket over 2 ranks: S = 4, this (rank 1's) slice is elements 4..6 of the sum and one zero of padding
+  const { ts: b, values: bv } = tensors(fake, [5, 2], 13);
+  const flat = [...bv[0], ...bv[1]];
+  const shard = tensors(fake, [4], 14).ts[0];
+  c.reduceScatterSumAsync(b, shard);
+  assert.throws(() => c.reduceScatterSumAsync(b, tensors(fake, [3], 15).ts[0]), /shards of 4, got 3/);
+  c.flush();
+  assert.deepEqual([...read(fake, shard)], [...flat.slice(4).map((v) => Math.fround(2 * v)), 0]);
+  // all-gather: every slot gets rank 1's slice (the fake's peers mirror it)
+  c.allGatherShards(b, 4);
+  const mine = [...flat.slice(4), 0];
+  assert.deepEqual([...read(fake, b[0]), ...read(fake, b[1])], [...mine, ...mine].slice(0, 7));
+  // a synchronous collective first completes the buckets in flight
+  c.allReduceSumAsync(ts.slice(0, 1));
+  const o1 = fake.orders();
+  c.barrier();
+  assert.equal(fake.orders() - o1, 1);
+  c.close();
+  for (const x of [...ts, ...b, shard]) fake.ops.free(x.ptr);
+});
+
 test("NCCL communicator: an asynchronous NCCL error, a stream that never drains, a dead launcher all become CommErrors", (t) => {
   const fake = setup(t);
   if (!fake) return;

@@ -237,9 +237,16 @@ export class NcclCommunicator implements Communicator {
     const n = bucket.reduce((s, t) => s + t.size, 0), N = this.size;
     if (S !== shardElements(n, N)) throw new RangeError(`allGatherShards: a ${n}-element bucket over ${N} ranks has shards of ${shardElements(n, N)}, got ${S}`);
     const flat = this.bucketBuffer(S * N * 4);
-    // (the whole bucket goes in, though only this rank's slice is sent: one copy per tensor)
-    this.pack(flat, bucket, ptrs, this.ops.stream);
-    const mine = flat + BigInt(this.rank * S * 4);
+    // this rank's slice of the concatenation, from the tensors it overlaps; zeros past the end
+    const lo = this.rank * S, hi = lo + S;
+    let o = 0;
+    bucket.forEach((t, i) => {
+      const a = Math.max(lo, o), e = Math.min(hi, o + t.size);
+      if (a < e) this.ops.copyAsync(flat + BigInt(a * 4), ptrs[i] + BigInt((a - o) * 4), (e - a) * 4);
+      o += t.size;
+    });
+    if (hi > n) this.ops.zeroAsync(flat + BigInt(Math.max(lo, n) * 4), (hi - Math.max(lo, n)) * 4, this.ops.stream);
+    const mine = flat + BigInt(lo * 4);
     this.nccl.allGather(mine, flat, S, ncclFloat32, this.live, this.ops.stream);
     this.pack(flat, bucket, ptrs, this.ops.stream, true);
     this.wait(`allGatherShards of ${bucket.length} tensors`);

@@ -55,7 +55,8 @@ export function isFp8Operand(op: CudaOperand): boolean {
 const scalingOf = (spec: OperandSpec): 0 | 1 | 2 => (spec.block === "128x128" ? 2 : spec.block === "tensor" ? 0 : 1);
 
 export class CudaFp8 {
-  readonly mode: Fp8GemmMode;
+  /** which engine runs the fp8 GEMMs of operands quantized from now on (tests switch it) */
+  mode: Fp8GemmMode;
   private modes?: { available: boolean; reason: string };
   private readonly refused = new Map<string, string>();
   /** FP8 GEMMs run on the tensor cores, and those cuBLASLt refused (run emulated), since the backend was made */
