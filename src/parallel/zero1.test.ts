@@ -54,6 +54,26 @@ test("ZeRO-1 shards: every element of every parameter belongs to exactly one ran
   assert.throws(() => tensorView(t, 4, 3), RangeError);
 });
 
+test("ZeRO-1 moments per rank: 1/N of the unsharded optimizer's, plus at most one element of padding per bucket", () => {
+  const dir = mkdtempSync(join(tmpdir(), "fp4lm-zero1-mem-"));
+  const be = new CpuBackend({ threads: 1 });
+  try {
+    const ps = params([4096, 513, 64, 4096, 777, 64, 12288], 9);
+    const plan = new GradBuckets(ps, 5000);
+    const rows: string[] = [];
+    for (const N of [1, 2, 3, 4, 8]) {
+      const per = Array.from({ length: N }, (_, r) => new Zero1Optimizer(be, ps, cfg, new FileCommunicator({ dir, rank: r, size: N }), plan).momentElements());
+      const { unsharded } = per[0];
+      for (const { here } of per) assert.ok(here >= unsharded / N && here <= unsharded / N + 2 * plan.buckets.length, `N = ${N}: ${here} of ${unsharded}`);
+      rows.push(`${N}: ${per[0].here} (${(per[0].here / unsharded).toFixed(4)})`);
+    }
+    console.log(`# ZeRO-1 moment values per rank (share of ${2 * ps.reduce((a, p) => a + p.grad.size, 0)}), by rank count: ${rows.join(", ")}`);
+  } finally {
+    be.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("ZeRO-1 on one rank = the plain optimizer bit for bit (norm, update, clip); moments gather and load back", () => {
   const dir = mkdtempSync(join(tmpdir(), "fp4lm-zero1-"));
   const be = new CpuBackend({ threads: 1 });
