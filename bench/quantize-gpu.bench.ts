@@ -7,7 +7,11 @@
  * bench/results/quantize-gpu.json. Then every NVFP4 operand of one GPT-124M training step (its
  * shapes at B·T = 16384 tokens), with the fast kernels (quantize-fast.cu) and the plain ones
  * (quantize.cu): per kernel ms, GB/s of the bytes it must move and % of the copy ceiling, and the
- * step's total. Usage: npx tsx bench/quantize-gpu.bench.ts [--size 8192] [--tokens 16384] [--blocks 10]
+ * step's total; the same for every FP8 operand of a GPT-124M fp8 step (1x128 activations and
+ * gradients, 128x128 weights) with the plain kernels (block amax, quantize to FP32, BF16 cast), the
+ * one-pass kernels writing the BF16 operand (FP4LM_FP8_GEMM=emulated) and the one-pass kernels
+ * writing FP8 bytes + scales for the tensor cores (the default).
+ * Usage: npx tsx bench/quantize-gpu.bench.ts [--size 8192] [--tokens 16384] [--blocks 10]
  */
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -30,17 +34,23 @@ for (let i = 0; i < 10; i++) be.copy(dy, dx);
 be.synchronize();
 const copyGBs = (2 * 4 * n * 10) / ((performance.now() - t0) / 1000) / 1e9;
 
-const cases: [string, OperandSpec, boolean, number][] = [
+const fp8Spec = (block: "1x128" | "128x128"): OperandSpec => ({ format: "fp8", block, rounding: "rtn", fp8: "e4m3" });
+// [name, spec, transpose, output bytes, fp8 GEMM mode for the case]
+const cases: [string, OperandSpec, boolean, number, ("tensor-cores" | "emulated")?][] = [
   ["nvfp4 1x16 RTN (Fprop X)", { format: "nvfp4", block: "1x16", rounding: "rtn" }, false, n / 2 + n / 16 + 2 * n],
   ["nvfp4 16x16 RTN (W)", { format: "nvfp4", block: "16x16", rounding: "rtn" }, false, n / 2 + n / 16 + 2 * n],
   ["nvfp4 1x16 SR (Dgrad dY)", { format: "nvfp4", block: "1x16", rounding: "sr" }, false, n / 2 + n / 16 + 2 * n],
   ["nvfp4 colwise RHT16 SR (Wgrad dYᵀ)", { format: "nvfp4", block: "1x16", rounding: "sr", rht: { size: 16, signs: "fixed" } }, true, n / 2 + n / 16 + 2 * n],
   ["mxfp4 1x32 RTN", { format: "mxfp4", block: "1x32", rounding: "rtn", mxScale: "floor" }, false, n / 2 + n / 32 + 2 * n],
-  ["fp8 e4m3 1x128", { format: "fp8", block: "1x128", rounding: "rtn", fp8: "e4m3" }, false, n + n / 32 + 2 * n],
+  ["fp8 e4m3 1x128 → BF16 operand (emulated GEMM)", fp8Spec("1x128"), false, 2 * n, "emulated"],
+  ["fp8 e4m3 1x128 → FP8 + scales (tensor cores)", fp8Spec("1x128"), false, n + n / 32, "tensor-cores"],
+  ["fp8 e4m3 1x128 colwise (Wgrad dYᵀ) → FP8 + scales", fp8Spec("1x128"), true, n + n / 32, "tensor-cores"],
+  ["fp8 e4m3 128x128 (W) → FP8 + scales", fp8Spec("128x128"), false, n + n / 4096, "tensor-cores"],
   ["bf16 cast", { format: "bf16", rounding: "rtn" }, false, 2 * n],
 ];
 const rows: Record<string, unknown>[] = [];
-for (const [name, spec, tr, outBytes] of cases) {
+for (const [name, spec, tr, outBytes, fp8Mode] of cases) {
+  if (fp8Mode) be.fp8.mode = fp8Mode;
   const stream = { seed: 1, gemmId: 2, slot: 0 as const };
   be.releaseOperand(be.quantize(dx, S, S, spec, tr, stream, "x"));
   be.synchronize();
@@ -91,7 +101,12 @@ const big = be.alloc([maxN]);
     be.copy(new CudaTensor([len], big.ptr + BigInt(o) * 4n), be.fromArray(chunk.subarray(0, len), [len]));
   }
 }
-const kernelBytes = (name: string, elems: number) => (/quantize/.test(name) ? (4 + 0.5 + 1 / 16 + 2) * elems : 4 * elems);
+const kernelBytes = (name: string, elems: number, fp8Tc = false): number => {
+  if (/^fp8_quantize_(rows|cols)_/.test(name)) return (4 + (fp8Tc ? 1 : 2) + 4 / 128) * elems; // one pass: x in, FP8 or BF16 out
+  if (name === "fp8_quantize_f32") return (4 + 1 + 4) * elems; // plain: x in, FP8 and the FP32 dequantized operand out
+  if (/^cast_bf16/.test(name)) return (4 + 2) * elems;
+  return /quantize/.test(name) ? (4 + 0.5 + 1 / 16 + 2) * elems : 4 * elems;
+};
 const gpt: Record<string, unknown>[] = [];
 const stepMs = { fast: 0, plain: 0 };
 for (const [name, r, c, spec, tr] of ops) {
@@ -137,5 +152,62 @@ console.log(textTable([
   ...gpt.map((g) => [g.name as string, `${g.rows}x${g.cols}${g.transpose ? "ᵀ" : ""}`, ((g.plain as { ms: number }).ms).toFixed(3), ((g.fast as { ms: number }).ms).toFixed(3), cell(g, "fast", 0), cell(g, "fast", 1)]),
 ], [false, false, true, true, false, false]));
 console.log(`one step's ${ops.length * blocks} NVFP4 operands (${blocks} blocks): plain ${stepMs.plain.toFixed(1)} ms, fast ${stepMs.fast.toFixed(1)} ms`);
-writeFileSync(new URL("./results/quantize-gpu.json", import.meta.url), JSON.stringify({ date: new Date().toISOString(), size: S, copyGBs, rows, gpt124m: { tokens: BT, blocks, stepMs, operands: gpt } }, null, 1) + "\n");
+
+// ---- GPT-124M: every FP8 operand of one fp8 step: plain kernels, one-pass → BF16 (emulated GEMMs), one-pass → FP8 (tensor cores)
+const a1 = fp8Spec("1x128"), w2 = fp8Spec("128x128");
+const fp8Ops: [string, number, number, OperandSpec, boolean][] = [];
+for (const [lin, K, N] of linears) {
+  fp8Ops.push([`${lin} Fprop X`, BT, K, a1, false], [`${lin} Fprop W`, N, K, w2, false], [`${lin} Dgrad dY`, BT, N, a1, false], [`${lin} Dgrad Wᵀ`, N, K, w2, true]);
+  fp8Ops.push([`${lin} Wgrad dYᵀ`, BT, N, a1, true], [`${lin} Wgrad Xᵀ`, BT, K, a1, true]);
+}
+const fp8Blocks = 9; // the fp8 recipe keeps the first block and the last 2 of 12 in BF16
+const fp8Modes = [["plain", "plain", "emulated"], ["one-pass → BF16", "fast", "emulated"], ["one-pass → FP8", "fast", "tensor-cores"]] as const;
+const fp8Rows: Record<string, unknown>[] = [];
+const fp8StepMs: Record<string, number> = {};
+for (const [name, r, c, spec, tr] of fp8Ops) {
+  const x = new CudaTensor([r, c], big.ptr), elems = r * c;
+  const row: Record<string, unknown> = { name, rows: r, cols: c, transpose: tr, spec };
+  for (const [label, qk, gm] of fp8Modes) {
+    be.setQuantKernels(qk);
+    be.fp8.mode = gm;
+    const stream = { seed: 1, gemmId: 2, slot: 0 as const };
+    be.releaseOperand(be.quantize(x, r, c, spec, tr, stream, "x"));
+    be.synchronize();
+    be.profileReport();
+    const runs: { total: number; kernels: { name: string; count: number; ms: number }[] }[] = [];
+    for (let k = 0; k < 5; k++) {
+      be.profile(true);
+      be.releaseOperand(be.quantize(x, r, c, spec, tr, stream, "x"));
+      const kernels = be.profileReport();
+      be.profile(false);
+      runs.push({ total: kernels.reduce((a, q) => a + q.ms, 0), kernels });
+    }
+    runs.sort((a, b) => a.total - b.total);
+    const med = runs[2];
+    const kernels = med.kernels.map((q) => ({ ...q, gbs: kernelBytes(q.name, elems, gm === "tensor-cores") / (q.ms / 1000) / 1e9 }));
+    row[label] = { ms: med.total, path: be.fp8.kernelPath(spec, r, c, tr).reason, kernels };
+    fp8StepMs[label] = (fp8StepMs[label] ?? 0) + fp8Blocks * med.total;
+  }
+  be.flushChecks();
+  fp8Rows.push(row);
+  const fmt = (m: string) => {
+    const v = row[m] as { ms: number; kernels: { name: string; ms: number; gbs: number }[] };
+    return `${v.ms.toFixed(3)} ms [${v.kernels.map((q) => `${q.name} ${q.ms.toFixed(3)} ms ${q.gbs.toFixed(0)} GB/s ${((100 * q.gbs) / copyGBs).toFixed(0)}%`).join(", ")}]`;
+  };
+  process.stderr.write(`  fp8 ${name} (${r}x${c}${tr ? "ᵀ" : ""}): ${fp8Modes.map(([l]) => `${l} ${fmt(l)}`).join("; ")}\n`);
+}
+be.setQuantKernels("fast");
+be.fp8.mode = "tensor-cores";
+const fp8Cell = (row: Record<string, unknown>, m: string) => {
+  const v = row[m] as { ms: number; kernels: { name: string; ms: number; gbs: number }[] };
+  const q = v.kernels[0];
+  return `${v.ms.toFixed(3)}${v.kernels.length === 1 ? ` (${q.gbs.toFixed(0)} GB/s, ${((100 * q.gbs) / copyGBs).toFixed(0)}%)` : ""}`;
+};
+console.log(`\nGPT-124M FP8 operands (BT ${BT}), ms per operand (one-pass kernels: GB/s of the bytes they must move, % of the copy ceiling)`);
+console.log(textTable([
+  ["operand", "shape", ...fp8Modes.map(([l]) => `${l} ms`)],
+  ...fp8Rows.map((g) => [g.name as string, `${g.rows}x${g.cols}${g.transpose ? "ᵀ" : ""}`, ...fp8Modes.map(([l]) => fp8Cell(g, l))]),
+], [false, false, true, true, true]));
+console.log(`one step's ${fp8Ops.length * fp8Blocks} FP8 operands (${fp8Blocks} blocks): ${fp8Modes.map(([l]) => `${l} ${fp8StepMs[l].toFixed(1)} ms`).join(", ")}`);
+writeFileSync(new URL("./results/quantize-gpu.json", import.meta.url), JSON.stringify({ date: new Date().toISOString(), size: S, copyGBs, rows, gpt124m: { tokens: BT, blocks, stepMs, operands: gpt, fp8: { stepMs: fp8StepMs, operands: fp8Rows } } }, null, 1) + "\n");
 be.close();

@@ -3,7 +3,9 @@
  * T 1024, B 16, vocabulary 50304; the paper's block: squared ReLU, RoPE, RMSNorm) on the CUDA
  * backend with each recipe, on random tokens: tokens/s, MFU against the H200's dense BF16 peak
  * (989.4 TFLOP/s, nanoGPT's 6N + 12·L·T·d FLOPs per token), peak device memory. Prints a table and
- * writes bench/results/train-gpu.json. Usage: npx tsx bench/train-gpu.bench.ts [--steps 5] [--recipes bf16,nvfp4,fp8] [--batch 16] [--preset gpt124m] [--profile]
+ * writes bench/results/train-gpu.json. Usage: npx tsx bench/train-gpu.bench.ts [--steps 5] [--recipes bf16,nvfp4,fp8,fp8-emulated] [--batch 16] [--preset gpt124m] [--profile]
+ * (fp8: GEMMs on the FP8 tensor cores where cuBLASLt runs them, the default; fp8-emulated: the same
+ * recipe with FP4LM_FP8_GEMM=emulated; the table says how many GEMMs per step ran on the FP8 tensor cores)
  * (--profile: one extra step with CUDA events around every kernel and GEMM, printed per kernel name)
  */
 import { writeFileSync } from "node:fs";
@@ -21,18 +23,18 @@ const steps = Number(values.steps ?? 5), warmup = Number(values.warmup ?? 1), B 
 const cfg: ModelConfig = { ...MODEL_PRESETS[values.preset ?? "gpt124m"], vocabSize: 50304, nKvHeads: 12 };
 const T = cfg.seqLen;
 const rows: Record<string, unknown>[] = [];
-for (const recipe of (values.recipes ?? "bf16,nvfp4,fp8").split(",")) {
-  const be = new CudaBackend();
+for (const recipe of (values.recipes ?? "bf16,nvfp4,fp8,fp8-emulated").split(",")) {
+  const be = new CudaBackend({ fp8Gemm: recipe === "fp8-emulated" ? "emulated" : undefined });
   try {
-    const ctx = new RunContext(be, recipeByName(recipe), 1);
+    const ctx = new RunContext(be, recipeByName(recipe === "fp8-emulated" ? "fp8" : recipe), 1);
     ctx.totalSteps = steps + warmup;
     const model = new GPT(ctx, cfg, B, T);
     const opt = new Optimizer(be, model.params, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, gradClip: 1 });
     let s = 7;
     const ids = () => Int32Array.from({ length: B * T }, () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) >>> 8) % cfg.vocabSize);
-    let loss = 0, t0 = 0;
+    let loss = 0, t0 = 0, tc0 = 0;
     for (let i = 0; i < warmup + steps; i++) {
-      if (i === warmup) { be.synchronize(); t0 = performance.now(); }
+      if (i === warmup) { be.synchronize(); t0 = performance.now(); tc0 = be.fp8.counts.tensorCores; }
       ctx.step = i;
       loss = model.step(be.tokens(ids(), [B, T]), be.tokens(ids(), [B, T]), true);
       const { norm } = opt.gradNorm();
@@ -41,6 +43,8 @@ for (const recipe of (values.recipes ?? "bf16,nvfp4,fp8").split(",")) {
     }
     be.synchronize();
     const ms = (performance.now() - t0) / steps;
+    const fp8TcGemms = (be.fp8.counts.tensorCores - tc0) / steps;
+    const engines = [...new Set(model.precisionTable().map((r) => r.engine ?? ""))].join(" | ");
     let profile: { name: string; count: number; ms: number }[] = [];
     if (values.profile) {
       // one more step with events around every kernel and GEMM
@@ -59,12 +63,12 @@ for (const recipe of (values.recipes ?? "bf16,nvfp4,fp8").split(",")) {
     const N = parameterCount(cfg) - cfg.vocabSize * cfg.dModel; // nanoGPT: no embedding table
     const mfu = (tokS * (6 * N + 12 * cfg.nLayers * T * cfg.dModel)) / 989.4e12;
     const mem = be.memoryStats();
-    rows.push({ recipe, msPerStep: ms, tokensPerS: tokS, mfu, peakGiB: mem.peakBytesInUse / 2 ** 30, loss, profile });
-    console.error(`  ${recipe}: ${ms.toFixed(1)} ms/step, ${Math.round(tokS)} tok/s, loss ${loss.toFixed(3)}`);
+    rows.push({ recipe, msPerStep: ms, tokensPerS: tokS, mfu, peakGiB: mem.peakBytesInUse / 2 ** 30, loss, fp8TcGemms, engines, profile });
+    console.error(`  ${recipe}: ${ms.toFixed(1)} ms/step, ${Math.round(tokS)} tok/s, loss ${loss.toFixed(3)}; GEMMs run on: ${engines}; ${fp8TcGemms} per step on the FP8 tensor cores`);
   } finally {
     be.close();
   }
 }
 console.log(`GPU training, ${values.preset ?? "gpt124m"} (d ${cfg.dModel}, L ${cfg.nLayers}, T ${T}, B ${B}, V ${cfg.vocabSize}), ${steps} timed steps`);
-console.log(textTable([["recipe", "ms/step", "tokens/s", "MFU", "peak GiB"], ...rows.map((r) => [r.recipe as string, (r.msPerStep as number).toFixed(1), Math.round(r.tokensPerS as number), ((r.mfu as number) * 100).toFixed(1) + "%", (r.peakGiB as number).toFixed(1)])], [false, true, true, true, true]));
+console.log(textTable([["recipe", "ms/step", "tokens/s", "MFU", "peak GiB", "FP8 tensor-core GEMMs/step"], ...rows.map((r) => [r.recipe as string, (r.msPerStep as number).toFixed(1), Math.round(r.tokensPerS as number), ((r.mfu as number) * 100).toFixed(1) + "%", (r.peakGiB as number).toFixed(1), String(r.fp8TcGemms)])], [false, true, true, true, true, true]));
 writeFileSync(new URL("./results/train-gpu.json", import.meta.url), JSON.stringify({ date: new Date().toISOString(), cfg, B, steps, rows }, null, 1) + "\n");
