@@ -1,8 +1,10 @@
 /**
  * NCCL on the GPU: the bindings and the communicator with one rank on one GPU (every collective's
- * values, in place and out of place, the bucketed sum's packing), `--gpus 1` training against the
- * plain single-GPU run, and, where the machine has 2 or more GPUs (skipped otherwise), `--gpus 2`
- * against 1 GPU with twice the accumulation and a killed GPU rank. NCCL_NVLS_ENABLE=0 throughout.
+ * values, in place and out of place, the bucketed sum's packing, the side stream's ordering after
+ * the compute stream, ZeRO-1's reduce-scatter and all-gather), `--gpus 1` training against the plain
+ * single-GPU run and the overlapped exchange and ZeRO-1 against the plain one, and, where the
+ * machine has 2 or more GPUs (skipped otherwise), `--gpus 2` against 1 GPU with twice the
+ * accumulation, overlapped and ZeRO-1 against plain, and a killed GPU rank. NCCL_NVLS_ENABLE=0 throughout.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -91,6 +93,35 @@ test("NCCL communicator, one rank: the bucketed sum packs and unpacks every tens
   }
 });
 
+test("NCCL communicator, one rank: buckets on the side stream wait for the compute stream's kernels; reduce-scatter and all-gather of shards", (t) => {
+  const g = gpuBackend(t);
+  if (!g) return;
+  const c = new NcclCommunicator({ rank: 0, size: 1, id: getNccl().getUniqueId() });
+  try {
+    // 50 adds into a 64 MB x queued on the compute stream, then x packed with y into one bucket on
+    // the side stream: a side stream that did not wait would pack a stale x and unpack it over the sum
+    const n = 16 << 20, x = g.alloc([n]), ones = g.fromArray(new Float32Array(n).fill(1), [n]);
+    const yv = randn(1000, 7), y = g.fromArray(yv, [1000]);
+    for (let i = 0; i < 50; i++) g.add(x, x, ones);
+    c.allReduceSumAsync([x, y]);
+    c.flush();
+    const xs = g.toArray(x);
+    assert.ok(xs.every((v) => v === 50), `x after the bucket: ${xs[0]} … ${xs[n - 1]}`);
+    assert.deepEqual(g.toArray(y), yv);
+    // one rank: the reduce-scatter's shard is the whole bucket; the all-gather leaves it as it is
+    const av = randn(300, 8), bv = randn(77, 9);
+    const a = g.fromArray(av, [300]), b = g.fromArray(bv, [77]), shard = g.alloc([377]);
+    c.reduceScatterSumAsync([a, b], shard);
+    c.flush();
+    assert.deepEqual(g.toArray(shard), Float32Array.from([...av, ...bv]));
+    c.allGatherShards([a, b], 377);
+    assert.deepEqual(g.toArray(a), av);
+    assert.deepEqual(g.toArray(b), bv);
+  } finally {
+    c.close();
+  }
+});
+
 test("--gpus 1 (the launcher, NCCL with one rank) trains like the plain single-GPU run", async (t) => {
   if (!gpuBackend(t)) return;
   const dir = mkdtempSync(join(tmpdir(), "fp4lm-gpu-dp1-"));
@@ -101,6 +132,25 @@ test("--gpus 1 (the launcher, NCCL with one rank) trains like the plain single-G
     const d = maxDiff(dp, plain.losses);
     console.log(`# --gpus 1 vs plain: max |Δloss| ${d.toExponential(2)}, ${dp.filter((l, i) => l === plain.losses[i]).length}/${dp.length} bit-identical`);
     assert.ok(d <= 1e-4, `max |Δloss| ${d}: ${dp} vs ${plain.losses}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("--gpus 1: the overlapped exchange = the plain one bit for bit; ZeRO-1 within 1e-5", async (t) => {
+  if (!gpuBackend(t)) return;
+  const dir = mkdtempSync(join(tmpdir(), "fp4lm-gpu-dp1-overlap-"));
+  try {
+    // 0.1 MiB buckets: the model's parameters go out in several buckets during the backward pass
+    const run = (name: string, extra: string[]) => launchDataParallel(buildConfig([`outDir=${dir}`, ...BASE, `name=${name}`, "device=cuda", "ranks=1", "parallel.bucketMB=0.1", ...extra]), { log: () => {} });
+    await run("plain", ["parallel.overlap=false"]);
+    await run("overlap", []);
+    await run("zero1", ["parallel.zero1=true"]);
+    const [plain, overlap, zero1] = ["plain", "overlap", "zero1"].map((n) => stepLosses(dir, n));
+    assert.deepEqual(overlap, plain, "one rank: the same sums, only on another stream");
+    const d = maxDiff(zero1, plain);
+    console.log(`# --gpus 1: overlapped = plain (${plain.length} losses); ZeRO-1 max |Δloss| ${d.toExponential(2)}, ${zero1.filter((l, i) => l === plain[i]).length}/${plain.length} bit-identical`);
+    assert.ok(d <= 1e-5, `ZeRO-1: max |Δloss| ${d}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -122,6 +172,26 @@ test("2 GPUs: --gpus 2 × gradAccum 1 trains like 1 GPU × 2 (|Δloss| ≤ 1e-3)
     console.log(`# --gpus 2 vs 1 GPU × 2: max |Δloss| ${d.toExponential(2)}; step 0 ${two[0]} vs ${one.losses[0]}`);
     assert.ok(Math.abs(two[0] - one.losses[0]) <= 1e-6, "the first step: same weights, same tokens");
     assert.ok(d <= 1e-3, `max |Δloss| ${d}: ${two} vs ${one.losses}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("2 GPUs: the overlapped exchange = the plain one bit for bit (a sum of two operands has one rounding); ZeRO-1 within 1e-5; needs 2 GPUs", async (t) => {
+  if (!gpuBackend(t)) return;
+  if (gpuCount() < 2) return t.skip(`needs 2 GPUs, this machine has ${gpuCount()}`);
+  const dir = mkdtempSync(join(tmpdir(), "fp4lm-gpu-dp2-overlap-"));
+  try {
+    const run = (name: string, extra: string[]) => launchDataParallel(buildConfig([`outDir=${dir}`, ...BASE, `name=${name}`, "device=cuda", "ranks=2", "parallel.bucketMB=0.1", ...extra]), { log: () => {} });
+    await run("plain", ["parallel.overlap=false"]);
+    await run("overlap", []);
+    await run("zero1", ["parallel.zero1=true"]);
+    await run("zero1-after", ["parallel.zero1=true", "parallel.overlap=false"]);
+    const [plain, overlap, zero1, after] = ["plain", "overlap", "zero1", "zero1-after"].map((n) => stepLosses(dir, n));
+    assert.deepEqual(overlap, plain);
+    const [d, da] = [maxDiff(zero1, plain), maxDiff(after, plain)];
+    console.log(`# --gpus 2: overlapped = plain (${plain.length} losses); ZeRO-1 max |Δloss| ${d.toExponential(2)} overlapped, ${da.toExponential(2)} after the backward pass`);
+    assert.ok(d <= 1e-5 && da <= 1e-5, `ZeRO-1: max |Δloss| ${d}, ${da}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
