@@ -23,6 +23,9 @@ export const TRAIN_HELP = `fp4lm train [--config FILE.json] [--key=value ...]
                                    every N steps into runs/NAME/telemetry.jsonl (0 = off, the default)
   --gpus=N                         data parallel over N GPUs, one process each (batchSize, gradAccum per GPU)
   --ranks=N --device=cpu           the same with N CPU processes
+  --parallel.overlap=false         all-reduce the gradients after the backward pass (default: each bucket as soon as it is final)
+  --parallel.zero1                 ZeRO-1: AdamW moments sharded over the ranks (reduce-scatter, all-gather)
+  --parallel.bucketMB=25           gradient bucket size
   --resume                         continue runs/NAME from its checkpoint, bit for bit
   --overwrite                      replace runs/NAME`;
 

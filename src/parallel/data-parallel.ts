@@ -1,8 +1,8 @@
 /**
  * One rank of a data-parallel run, as the training loop sees it (train.ts's `parallel` hook):
  * which batches it reads, which micro-batch identity it draws stochastic rounding for, how its
- * loss is scaled, and the gradient all-reduce. `DataParallel.single()` is the one-process case
- * and changes nothing.
+ * loss is scaled, the optimizer, and the gradient exchange. `DataParallel.single()` is the
+ * one-process case and changes nothing.
  *
  * N ranks × A accumulation steps ≡ 1 rank × N·A: within a step, rank r's micro-batch m is the
  * global micro-batch j = r·A + m. It reads the j-th batch of the step (every rank moves its
@@ -23,8 +23,22 @@
  * is already the same on all ranks. Activations and gradients are quantized per micro-batch with
  * their own amax, exactly as the 1-rank run quantizes each of its micro-batches. A tensor split
  * across ranks (tensor or sequence parallelism, not done here) would need the global amax:
- * `Communicator.allReduceMax`. ZeRO-1 (sharding the AdamW moments with reduce-scatter and
- * all-gather) is not implemented: the bindings have both collectives.
+ * `Communicator.allReduceMax`.
+ *
+ * The exchange (ParallelConfig). Gradients go in buckets of ≤ bucketMB (grad-buckets.ts), in the
+ * order the backward pass finishes them. With `overlap` (the default) the last micro-batch's
+ * backward pass calls `gradsReady` after the head, the final norm, each block and the embedding,
+ * and each bucket whose gradients are all final goes to the communicator at once: NCCL all-reduces
+ * it on a second stream that waits on an event of the compute stream, while the backward pass goes
+ * on; `reduce` sends what is left, then `flush` makes the compute stream wait for the second one
+ * before the norm and the optimizer. Without overlap (`--parallel.overlap=false`, the plain twin)
+ * one bucketed all-reduce runs after the backward pass on the compute stream. Summation is
+ * elementwise, so both give the same bits (file communicator: always, rank order; NCCL with 2
+ * ranks: one addition per element). With `zero1` the buckets are reduce-scattered instead and the
+ * optimizer is zero1.ts's (AdamW moments sharded, weights all-gathered after the update).
+ * Where it is tested: on CPU ranks (test/parallel.test.ts: overlapped and ZeRO-1 = plain bit for
+ * bit, ZeRO-1 resume across rank counts) and on the fake NCCL (packing, padding, stream-ordering
+ * calls); the one-GPU and two-GPU NCCL tests of both (test/gpu/nccl.gpu.test.ts) have not run yet.
  */
 import type { Backend } from "../backends/backend.ts";
 import type { Batch, TokenLoader } from "../data/loader.ts";

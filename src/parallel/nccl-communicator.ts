@@ -8,8 +8,12 @@
  * Waiting: after enqueueing, the rank polls the stream and ncclCommGetAsyncError (and whether its
  * launcher is alive) instead of blocking in the driver, so a dead peer or a network failure
  * becomes a CommError within a poll interval (then ncclCommAbort) rather than a hang.
- * Not overlapped with the backward pass yet: the buckets go out after the last micro-batch's
- * backward (overlap needs per-layer hooks and a second stream).
+ * Overlap (data-parallel.ts): `allReduceSumAsync` / `reduceScatterSumAsync` enqueue one bucket
+ * on a second, non-blocking stream (a blocking one would serialise with the legacy default stream
+ * the backend uses) after an event recorded on the compute stream, so the bucket's NCCL kernel runs
+ * beside the rest of the backward pass; `flush` makes the compute stream wait on the side stream's
+ * event and polls the side stream as above. Every synchronous collective flushes first, so the
+ * communicator never has NCCL work in flight on both streams.
  * The device side is injected (`DeviceOps`) so the bucketing and the error paths are tested on the
  * CPU against a host-memory fake NCCL (test/fake-nccl.c).
  */
