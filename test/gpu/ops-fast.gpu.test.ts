@@ -9,6 +9,7 @@ import { gpuBackend, randn, relMaxErr } from "./gpu.ts";
 import { CpuBackend } from "../../src/backends/cpu/cpu-backend.ts";
 import { CudaBackend } from "../../src/backends/cuda/cuda-backend.ts";
 import type { Backend, Tensor } from "../../src/backends/backend.ts";
+import { roundBf16InPlace } from "../../src/formats/bf16.ts";
 
 /** runs body with the shared (fast) backend, a plain-kernel backend and the CPU oracle */
 function withBackends(t: Parameters<typeof gpuBackend>[0], body: (fast: CudaBackend, plain: CudaBackend, cpu: CpuBackend) => void): void {
@@ -165,5 +166,41 @@ test("cross-entropy: one read per row through shared memory, within the oracle's
     }
     const bad = Int32Array.from([1, 2, 300, 4]);
     assert.throws(() => fast.crossEntropy(fast.alloc([4]), fast.alloc([4, 300]), fast.fromArray(randn(1200, 5), [4, 300]), fast.tokens(bad, [4]), 300, 0.25), /token id 300 at position 2/);
+  });
+});
+
+test("attention v4 (BF16 copies, cp.async, ldmatrix) = v3 (attention-mma.cu) and the CPU oracle on the same BF16 inputs", (t) => {
+  withBackends(t, (fast, plain, cpu) => {
+    const HS = 64;
+    for (const [B, T, NH, NKV] of [[2, 80, 4, 1], [1, 200, 6, 2], [1, 1024, 12, 4]]) {
+      const tag = `attention B${B} T${T} heads ${NH}/${NKV}`;
+      const q = randn(B * T * NH * HS, 21 + T), k = randn(B * T * NKV * HS, 22 + T), v = randn(B * T * NKV * HS, 23 + T), d = randn(B * T * NH * HS, 24 + T);
+      const run = (be: CudaBackend) => {
+        const [tq, tk, tv, td] = [[q, NH], [k, NKV], [v, NKV], [d, NH]].map(([x, h]) => be.fromArray(x as Float32Array, [B, T, h as number, HS]));
+        const out = be.alloc([B, T, NH, HS]), lse = be.alloc(be.attentionSavedShape(B, T, NH, HS));
+        be.attentionForward(out, lse, tq, tk, tv, B, T, NH, NKV, HS);
+        const dq = be.alloc([B, T, NH, HS]), dk = be.alloc([B, T, NKV, HS]), dv = be.alloc([B, T, NKV, HS]);
+        be.attentionBackward(dq, dk, dv, td, tq, tk, tv, out, lse, B, T, NH, NKV, HS);
+        return [out, lse, dq, dk, dv].map((o) => be.toArray(o));
+      };
+      const rf = run(fast), rp = run(plain);
+      const names = ["out", "lse", "dq", "dk", "dv"];
+      const same = names.map((_, i) => new Uint32Array(rf[i].buffer).every((x, j) => x === new Uint32Array(rp[i].buffer)[j]));
+      // the same mma.sync sequence and softmax code: expected bit-identical (the host run checks it); 1e-5 leaves room for FMA contraction
+      names.forEach((what, i) => assert.ok(relMaxErr(rf[i], rp[i]) <= 1e-5, `${tag} ${what} v4 vs v3: ${relMaxErr(rf[i], rp[i])}`));
+      console.log(`# ${tag}: v4 bit-identical to v3: ${names.map((n, i) => `${n} ${same[i] ? "yes" : "NO"}`).join(", ")}`);
+      if (T <= 200) {
+        const c = (x: Float32Array, shape: number[]) => cpu.fromArray(roundBf16InPlace(Float32Array.from(x)), shape);
+        const [cq, ck, cv, cd] = [c(q, [B, T, NH, HS]), c(k, [B, T, NKV, HS]), c(v, [B, T, NKV, HS]), c(d, [B, T, NH, HS])];
+        const out = cpu.alloc([B, T, NH, HS]), probs = cpu.alloc(cpu.attentionSavedShape(B, T, NH));
+        cpu.attentionForward(out, probs, cq, ck, cv, B, T, NH, NKV, HS);
+        const dq = cpu.alloc([B, T, NH, HS]), dk = cpu.alloc([B, T, NKV, HS]), dv = cpu.alloc([B, T, NKV, HS]);
+        cpu.attentionBackward(dq, dk, dv, cd, cq, ck, cv, out, probs, B, T, NH, NKV, HS);
+        [[0, out], [2, dq], [3, dk], [4, dv]].forEach(([i, ct]) => {
+          const err = relMaxErr(rf[i as number], cpu.toArray(ct as ReturnType<typeof cpu.alloc>));
+          assert.ok(err <= 1e-2, `${tag} ${names[i as number]} v4 vs CPU: ${err}`);
+        });
+      }
+    }
   });
 });

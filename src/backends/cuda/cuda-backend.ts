@@ -661,7 +661,27 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     return this.flash(HS) ? [B, NH, T] : [B, NH, T, T];
   }
 
+  /** attention-mma-async.cu (BF16 copies, cp.async, ldmatrix) runs where the fast kernels do and the tensors are 16-byte aligned */
+  private asyncAttention(...ts: CudaTensor[]): boolean {
+    return this.opsKernels === "fast" && ts.every((t) => (t.ptr & 15n) === 0n && t.size % 4 === 0);
+  }
+
+  /** x rounded to BF16 (RNE) into scratch the caller releases: the operand of attention-mma-async.cu */
+  private attentionBf16(x: CudaTensor): bigint {
+    const p = this.scratch(x.size * 2);
+    this.launch("attention-mma-async.cu", "attention_bf16_cast", grid1(x.size / 4, 256, 8192), B256, 0, [ptr(x.ptr), i64(x.size / 4), ptr(p)]);
+    return p;
+  }
+
   attentionForward(out: CudaTensor, probs: CudaTensor, q: CudaTensor, k: CudaTensor, v: CudaTensor, B: number, T: number, NH: number, NKV: number, HS: number): void {
+    if (this.mma(HS) && this.asyncAttention(q, k, v)) {
+      const [q16, k16, v16] = [q, k, v].map((t) => this.attentionBf16(t));
+      this.launch("attention-mma-async.cu", `attention_mma_async_forward_hs${HS}`, [Math.ceil(T / 64), NH, B], [128, 1, 1], 0, [
+        ptr(out.ptr), ptr(probs.ptr), ptr(q16), ptr(k16), ptr(v16), i32(B), i32(T), i32(NH), i32(NKV),
+      ]);
+      this.release(q16, k16, v16);
+      return;
+    }
     if (this.mma(HS)) {
       this.launch("attention-mma.cu", `attention_mma_forward_hs${HS}`, [Math.ceil(T / 64), NH, B], [128, 1, 1], 0, [
         ptr(out.ptr), ptr(probs.ptr), ptr(q.ptr), ptr(k.ptr), ptr(v.ptr), i32(B), i32(T), i32(NH), i32(NKV),
@@ -689,6 +709,14 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
       this.launch("attention-flash.cu", "attention_flash_backward_prep", [Math.ceil((B * T * NH) / 8), 1, 1], B256, 0, [
         ptr(D), ptr(dout.ptr), ptr(out.ptr), i32(B), i32(T), i32(NH), i32(HS), i32(this.mma(HS) ? 1 : 0),
       ]);
+      if (this.mma(HS) && this.asyncAttention(dout, q, k, v)) {
+        const [d16, q16, k16, v16] = [dout, q, k, v].map((t) => this.attentionBf16(t));
+        const args16 = [ptr(d16), ptr(q16), ptr(k16), ptr(v16), ptr(probs.ptr), ptr(D), i32(B), i32(T), i32(NH), i32(NKV)];
+        this.launch("attention-mma-async.cu", `attention_mma_async_backward_dq_hs${HS}`, [Math.ceil(T / 64), NH, B], [128, 1, 1], 0, [ptr(dq.ptr), ...args16]);
+        this.launch("attention-mma-async.cu", `attention_mma_async_backward_dkv_hs${HS}`, [Math.ceil(T / 64), NKV, B], [128, 1, 1], 0, [ptr(dk.ptr), ptr(dv.ptr), ...args16]);
+        this.release(D, d16, q16, k16, v16);
+        return;
+      }
       const args = [ptr(dout.ptr), ptr(q.ptr), ptr(k.ptr), ptr(v.ptr), ptr(probs.ptr), ptr(D), i32(B), i32(T), i32(NH), i32(NKV)];
       if (this.mma(HS)) {
         this.launch("attention-mma.cu", `attention_mma_backward_dq_hs${HS}`, [Math.ceil(T / 64), NH, B], [128, 1, 1], 0, [ptr(dq.ptr), ...args]);

@@ -29,7 +29,9 @@
  *             attention_mma_backward_dkv_hs64(dk, dv, dout, q, k, v, lse, D, B, T, NH, NKV)
  * Deterministic: no atomics; dk, dv sum the group's heads and the query tiles in ascending order.
  */
+#ifndef FP4LM_SIMT_SHIM  // attention-host-test.cpp runs this file on the CPU with its own bf16 and mma
 #include <cuda_bf16.h>
+#endif
 #include "ops-common.cuh"
 
 #define AM_T 64     // rows per tile (queries or keys)
@@ -48,10 +50,14 @@ __device__ __forceinline__ u32_t am_ld32(const __nv_bfloat16* p) { return *reint
 
 /** c += A·B for one 16×8×16 step */
 __device__ __forceinline__ void am_mma(float c[4], const u32_t a[4], u32_t b0, u32_t b1) {
+#ifdef FP4LM_SIMT_SHIM
+  simt_mma_bf16(c, a, b0, b1);
+#else
   asm volatile(
       "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
 }
 
 /** dst[r][d] (64 × HS, row-major, AM_LD) ← BF16(src rows r < nrows, row stride `stride` floats); zero beyond. */
