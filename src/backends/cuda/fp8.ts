@@ -59,6 +59,12 @@ export class CudaFp8 {
   mode: Fp8GemmMode;
   private modes?: { available: boolean; reason: string };
   private readonly refused = new Map<string, string>();
+  /**
+   * FP4LM_FP8_CVT=hw: the one-pass kernels encode with the hardware cvt.rn.satfinite.e4m3x2/e5m2x2
+   * instead of common.cuh's bit-exact software encode (fewer instructions per element; not yet
+   * shown to give the oracle's bytes on a GPU: test/gpu/fp8.gpu.test.ts compares it with the plain kernels)
+   */
+  hwCvt = process.env.FP4LM_FP8_CVT === "hw";
   /** FP8 GEMMs run on the tensor cores, and those cuBLASLt refused (run emulated), since the backend was made */
   readonly counts = { tensorCores: 0, fellBack: 0 };
 
@@ -150,7 +156,7 @@ export class CudaFp8 {
       const grid: Dim3 = transpose
         ? [Math.ceil(rows / 128) * Math.ceil(cols / (scaling === 2 ? 128 : 64)), 1, 1]
         : [scaling === 2 ? Math.ceil(R / 128) * Math.ceil(C / 128) : Math.ceil((R * Math.ceil(C / 128)) / 32), 1, 1];
-      this.dev.launch(FAST, name, grid, B256, 0, [ptr(x), i32(rows), i32(cols), i32(e5m2), i32(1), ptr(data), ptr(sinv), ptr(sgemm), ptr(o), ptr(slot)]);
+      this.dev.launch(FAST, name, grid, B256, 0, [ptr(x), i32(rows), i32(cols), i32(e5m2), i32(1), i32(this.hwCvt ? 1 : 0), ptr(data), ptr(sinv), ptr(sgemm), ptr(o), ptr(slot)]);
       checked();
       const out: QuantizedBytes = tc
         ? { operand: { rows: R, cols: C, spec, ptr: data, dtype: e5m2 ? "e5m2" : "e4m3", scalePtr: sgemm, scaleKind: kind } }
@@ -203,7 +209,7 @@ export class CudaFp8 {
   /** A BF16 operand with the values of an FP8 one (which is released). */
   private toBf16(op: CudaOperand): CudaOperand {
     const o = this.dev.scratch(op.rows * op.cols * 2);
-    this.dev.timed("fp8_dequantize", () => this.dequantize(op, o, 0n));
+    this.dequantize(op, o, 0n);
     this.dev.release(op.ptr, op.scalePtr!);
     return { rows: op.rows, cols: op.cols, spec: op.spec, ptr: o, dtype: "bf16" };
   }

@@ -103,12 +103,12 @@ static void run_case(const Tensor& t, const char* file, u32 rec) {
   std::vector<unsigned short> op16(N, 0xAAAA);
   const int e5m2 = (int)t.e5m2, pow2 = (int)t.pow2;
   if (!tr) {
-    if (scaling == 1) launch((unsigned)((R * (long long)nbc + 31) / 32), 256, [&] { fp8_quantize_rows_1x128_f32(x.data(), R, C, e5m2, pow2, data.data(), sinv.data(), sgemm.data(), op16.data(), &slot); });
-    else launch((unsigned)(nbr * nbc), 256, [&] { fp8_quantize_rows_128x128_f32(x.data(), R, C, e5m2, pow2, data.data(), sinv.data(), sgemm.data(), op16.data(), &slot); });
+    if (scaling == 1) launch((unsigned)((R * (long long)nbc + 31) / 32), 256, [&] { fp8_quantize_rows_1x128_f32(x.data(), R, C, e5m2, pow2, 0, data.data(), sinv.data(), sgemm.data(), op16.data(), &slot); });
+    else launch((unsigned)(nbr * nbc), 256, [&] { fp8_quantize_rows_128x128_f32(x.data(), R, C, e5m2, pow2, 0, data.data(), sinv.data(), sgemm.data(), op16.data(), &slot); });
   } else {
     const unsigned bands = (unsigned)((rows + 127) / 128);
-    if (scaling == 1) launch(bands * (unsigned)((cols + 63) / 64), 256, [&] { fp8_quantize_cols_1x128_f32(x.data(), rows, cols, e5m2, pow2, data.data(), sinv.data(), sgemm.data(), op16.data(), &slot); });
-    else launch(bands * (unsigned)((cols + 127) / 128), 256, [&] { fp8_quantize_cols_128x128_f32(x.data(), rows, cols, e5m2, pow2, data.data(), sinv.data(), sgemm.data(), op16.data(), &slot); });
+    if (scaling == 1) launch(bands * (unsigned)((cols + 63) / 64), 256, [&] { fp8_quantize_cols_1x128_f32(x.data(), rows, cols, e5m2, pow2, 0, data.data(), sinv.data(), sgemm.data(), op16.data(), &slot); });
+    else launch(bands * (unsigned)((cols + 127) / 128), 256, [&] { fp8_quantize_cols_128x128_f32(x.data(), rows, cols, e5m2, pow2, 0, data.data(), sinv.data(), sgemm.data(), op16.data(), &slot); });
   }
   // and back: the tensor-core operand (bytes + cuBLASLt-layout scales) read as values
   std::vector<unsigned short> back16(N, 0xAAAA);

@@ -83,13 +83,34 @@ __device__ __forceinline__ u32 f8_amax_bits(const float* v) {
  * arithmetic of fp8_quantize_impl + cast_bf16_f32: byte = satfinite fp8(fl(x·scale)), operand =
  * bf16(fl(decode(byte)·scale_inv)).
  */
-template <bool E5M2>
+template <bool E5M2, bool HW>
 __device__ __forceinline__ void fp8_emit16(const float* v, const Fp8Scale s, long long e0, unsigned char* __restrict__ data,
                                            unsigned short* __restrict__ operand_bf16_out) {
   u32 w[4] = {0u, 0u, 0u, 0u}, h[8] = {0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u};
+  u32 hw[16];
+#if defined(__CUDA_ARCH__)
+  if (HW) {
+    // the hardware conversion (FP4LM_FP8_CVT=hw, not yet shown bit-exact on a GPU): two values per
+    // instruction, the first source operand lands in the upper byte
+#pragma unroll
+    for (int i = 0; i < 16; i += 2) {
+      unsigned short p;
+      const float y0 = fmul_rn(v[i], s.scale), y1 = fmul_rn(v[i + 1], s.scale);
+      if (E5M2) asm("cvt.rn.satfinite.e5m2x2.f32 %0, %1, %2;" : "=h"(p) : "f"(y1), "f"(y0));
+      else asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(p) : "f"(y1), "f"(y0));
+      hw[i] = p & 0xffu;
+      hw[i + 1] = (u32)p >> 8;
+    }
+  }
+#endif
 #pragma unroll
   for (int i = 0; i < 16; i++) {
+#if defined(__CUDA_ARCH__)
+    const u32 b = HW ? hw[i] : fp8_encode<E5M2>(fmul_rn(v[i], s.scale));
+#else
+    (void)hw;  // the host build (SIMT shim) has no PTX: the software conversion
     const u32 b = fp8_encode<E5M2>(fmul_rn(v[i], s.scale));
+#endif
     w[i >> 2] |= b << (8 * (i & 3));
     h[i >> 1] |= (u32)bf16_from_f32(fmul_rn(fp8_decode<E5M2>(b), s.sinv)) << (16 * (i & 1));
   }
@@ -108,7 +129,7 @@ __device__ __forceinline__ void fp8_emit16(const float* v, const Fp8Scale s, lon
  * thread; block g = 32·blockIdx.x + threadIdx/8 is row g / nbc, column block g % nbc. The block
  * amax is a 3-step shuffle over the 8 lanes: one read of x, no shared memory.
  */
-template <bool E5M2>
+template <bool E5M2, bool HW>
 __device__ __forceinline__ void fp8_rows_1x128(const float* __restrict__ x, int R, int C, bool pow2, unsigned char* data, float* scale_inv,
                                                float* scale_gemm, unsigned short* operand_bf16_out, unsigned long long* bad) {
   const int nbc = (C + 127) >> 7;
@@ -134,7 +155,7 @@ __device__ __forceinline__ void fp8_rows_1x128(const float* __restrict__ x, int 
     if (scale_inv) scale_inv[r * nbc + cb] = s.sinv;
     if (scale_gemm) scale_gemm[(long long)cb * ((R + 3) & ~3) + r] = s.sinv;
   }
-  if (valid) fp8_emit16<E5M2>(v, s, e0, data, operand_bf16_out);
+  if (valid) fp8_emit16<E5M2, HW>(v, s, e0, data, operand_bf16_out);
 }
 
 /**
@@ -142,7 +163,7 @@ __device__ __forceinline__ void fp8_rows_1x128(const float* __restrict__ x, int 
  * t/8 + 32k (k < 4), columns 16·(t%8) .. +15 of it (64 values in registers), so x is read once;
  * the tile amax is a block reduction.
  */
-template <bool E5M2>
+template <bool E5M2, bool HW>
 __device__ __forceinline__ void fp8_rows_128x128(const float* __restrict__ x, int R, int C, bool pow2, unsigned char* data, float* scale_inv,
                                                  float* scale_gemm, unsigned short* operand_bf16_out, unsigned long long* bad) {
   __shared__ u32 scratch[32];
@@ -176,29 +197,39 @@ __device__ __forceinline__ void fp8_rows_128x128(const float* __restrict__ x, in
 #pragma unroll
   for (int k = 0; k < 4; k++) {
     const int r = tr * 128 + (threadIdx.x >> 3) + 32 * k;
-    if (r < R && c < C) fp8_emit16<E5M2>(v[k], s, (long long)r * C + c, data, operand_bf16_out);
+    if (r < R && c < C) fp8_emit16<E5M2, HW>(v[k], s, (long long)r * C + c, data, operand_bf16_out);
   }
 }
 
 /**
  * fp8_quantize_rows_1x128_f32 / fp8_quantize_rows_128x128_f32(const float* x, int R, int C, int e5m2, int pow2,
- *     unsigned char* data, float* scale_inv, float* scale_gemm, unsigned short* operand_bf16_out, unsigned long long* bad)
+ *     int hw_cvt, unsigned char* data, float* scale_inv, float* scale_gemm, unsigned short* operand_bf16_out, unsigned long long* bad)
  *   = fp8_block_amax_f32 + fp8_quantize_f32 (+ the BF16 cast) with transpose = 0 and scaling 1
  *   (1x128) or 2 (128x128); C % 16 == 0, x 16-byte aligned. Block 256; grid ceil(R·⌈C/128⌉ / 32)
  *   CTAs (1x128) or ⌈R/128⌉·⌈C/128⌉ (128x128). Separate kernels so that the 1x128 one keeps few
  *   registers (the 128x128 one holds 64 values per thread).
  */
-extern "C" __global__ void __launch_bounds__(F8_THREADS) fp8_quantize_rows_1x128_f32(const float* __restrict__ x, int R, int C, int e5m2, int pow2,
+extern "C" __global__ void __launch_bounds__(F8_THREADS) fp8_quantize_rows_1x128_f32(const float* __restrict__ x, int R, int C, int e5m2, int pow2, int hw_cvt,
                                                                                    unsigned char* data, float* scale_inv, float* scale_gemm,
                                                                                    unsigned short* operand_bf16_out, unsigned long long* bad) {
-  if (e5m2) fp8_rows_1x128<true>(x, R, C, pow2 != 0, data, scale_inv, scale_gemm, operand_bf16_out, bad);
-  else fp8_rows_1x128<false>(x, R, C, pow2 != 0, data, scale_inv, scale_gemm, operand_bf16_out, bad);
+  if (hw_cvt) {
+    if (e5m2) fp8_rows_1x128<true, true>(x, R, C, pow2 != 0, data, scale_inv, scale_gemm, operand_bf16_out, bad);
+    else fp8_rows_1x128<false, true>(x, R, C, pow2 != 0, data, scale_inv, scale_gemm, operand_bf16_out, bad);
+  } else {
+    if (e5m2) fp8_rows_1x128<true, false>(x, R, C, pow2 != 0, data, scale_inv, scale_gemm, operand_bf16_out, bad);
+    else fp8_rows_1x128<false, false>(x, R, C, pow2 != 0, data, scale_inv, scale_gemm, operand_bf16_out, bad);
+  }
 }
-extern "C" __global__ void __launch_bounds__(F8_THREADS) fp8_quantize_rows_128x128_f32(const float* __restrict__ x, int R, int C, int e5m2, int pow2,
+extern "C" __global__ void __launch_bounds__(F8_THREADS) fp8_quantize_rows_128x128_f32(const float* __restrict__ x, int R, int C, int e5m2, int pow2, int hw_cvt,
                                                                                      unsigned char* data, float* scale_inv, float* scale_gemm,
                                                                                      unsigned short* operand_bf16_out, unsigned long long* bad) {
-  if (e5m2) fp8_rows_128x128<true>(x, R, C, pow2 != 0, data, scale_inv, scale_gemm, operand_bf16_out, bad);
-  else fp8_rows_128x128<false>(x, R, C, pow2 != 0, data, scale_inv, scale_gemm, operand_bf16_out, bad);
+  if (hw_cvt) {
+    if (e5m2) fp8_rows_128x128<true, true>(x, R, C, pow2 != 0, data, scale_inv, scale_gemm, operand_bf16_out, bad);
+    else fp8_rows_128x128<false, true>(x, R, C, pow2 != 0, data, scale_inv, scale_gemm, operand_bf16_out, bad);
+  } else {
+    if (e5m2) fp8_rows_128x128<true, false>(x, R, C, pow2 != 0, data, scale_inv, scale_gemm, operand_bf16_out, bad);
+    else fp8_rows_128x128<false, false>(x, R, C, pow2 != 0, data, scale_inv, scale_gemm, operand_bf16_out, bad);
+  }
 }
 
 // ================================================================ columns (transpose = 1: xᵀ from x)
@@ -212,7 +243,7 @@ extern "C" __global__ void __launch_bounds__(F8_THREADS) fp8_quantize_rows_128x1
  * NH = 1 (1x128): the block amax of column c over the CTA's 128 rows, through shared memory;
  * NH = 2 (128x128): the whole CTA is one block. rows % 16 == 0, any cols.
  */
-template <bool E5M2, int NH>
+template <bool E5M2, bool HW, int NH>
 __device__ __forceinline__ void fp8_cols(const float* __restrict__ x, int rows, int cols, bool pow2, unsigned char* data, float* scale_inv,
                                          float* scale_gemm, unsigned short* operand_bf16_out, unsigned long long* bad) {
   __shared__ u32 col_amax[4][64];
@@ -275,29 +306,39 @@ __device__ __forceinline__ void fp8_cols(const float* __restrict__ x, int rows, 
     if (c >= cols) continue;
 #pragma unroll
     for (int s = 0; s < 2; s++) {
-      if (r0 + 16 * s < rows) fp8_emit16<E5M2>(&v[h][16 * s], sc, (long long)c * rows + r0 + 16 * s, data, operand_bf16_out);
+      if (r0 + 16 * s < rows) fp8_emit16<E5M2, HW>(&v[h][16 * s], sc, (long long)c * rows + r0 + 16 * s, data, operand_bf16_out);
     }
   }
 }
 
 /**
  * fp8_quantize_cols_1x128_f32 / fp8_quantize_cols_128x128_f32(const float* x, int rows, int cols, int e5m2, int pow2,
- *     unsigned char* data, float* scale_inv, float* scale_gemm, unsigned short* operand_bf16_out, unsigned long long* bad)
+ *     int hw_cvt, unsigned char* data, float* scale_inv, float* scale_gemm, unsigned short* operand_bf16_out, unsigned long long* bad)
  *   = fp8_block_amax_f32 + fp8_quantize_f32 (+ the BF16 cast) with transpose = 1: x is (rows, cols),
  *   every output is (cols, rows)-oriented; scaling 1 (1x128) or 2 (128x128); rows % 16 == 0.
  *   Block 256; grid ⌈rows/128⌉·⌈cols/64⌉ CTAs (1x128) or ⌈rows/128⌉·⌈cols/128⌉ (128x128).
  */
-extern "C" __global__ void __launch_bounds__(F8_THREADS) fp8_quantize_cols_1x128_f32(const float* __restrict__ x, int rows, int cols, int e5m2, int pow2,
+extern "C" __global__ void __launch_bounds__(F8_THREADS) fp8_quantize_cols_1x128_f32(const float* __restrict__ x, int rows, int cols, int e5m2, int pow2, int hw_cvt,
                                                                                    unsigned char* data, float* scale_inv, float* scale_gemm,
                                                                                    unsigned short* operand_bf16_out, unsigned long long* bad) {
-  if (e5m2) fp8_cols<true, 1>(x, rows, cols, pow2 != 0, data, scale_inv, scale_gemm, operand_bf16_out, bad);
-  else fp8_cols<false, 1>(x, rows, cols, pow2 != 0, data, scale_inv, scale_gemm, operand_bf16_out, bad);
+  if (hw_cvt) {
+    if (e5m2) fp8_cols<true, true, 1>(x, rows, cols, pow2 != 0, data, scale_inv, scale_gemm, operand_bf16_out, bad);
+    else fp8_cols<false, true, 1>(x, rows, cols, pow2 != 0, data, scale_inv, scale_gemm, operand_bf16_out, bad);
+  } else {
+    if (e5m2) fp8_cols<true, false, 1>(x, rows, cols, pow2 != 0, data, scale_inv, scale_gemm, operand_bf16_out, bad);
+    else fp8_cols<false, false, 1>(x, rows, cols, pow2 != 0, data, scale_inv, scale_gemm, operand_bf16_out, bad);
+  }
 }
-extern "C" __global__ void __launch_bounds__(F8_THREADS) fp8_quantize_cols_128x128_f32(const float* __restrict__ x, int rows, int cols, int e5m2, int pow2,
+extern "C" __global__ void __launch_bounds__(F8_THREADS) fp8_quantize_cols_128x128_f32(const float* __restrict__ x, int rows, int cols, int e5m2, int pow2, int hw_cvt,
                                                                                      unsigned char* data, float* scale_inv, float* scale_gemm,
                                                                                      unsigned short* operand_bf16_out, unsigned long long* bad) {
-  if (e5m2) fp8_cols<true, 2>(x, rows, cols, pow2 != 0, data, scale_inv, scale_gemm, operand_bf16_out, bad);
-  else fp8_cols<false, 2>(x, rows, cols, pow2 != 0, data, scale_inv, scale_gemm, operand_bf16_out, bad);
+  if (hw_cvt) {
+    if (e5m2) fp8_cols<true, true, 2>(x, rows, cols, pow2 != 0, data, scale_inv, scale_gemm, operand_bf16_out, bad);
+    else fp8_cols<false, true, 2>(x, rows, cols, pow2 != 0, data, scale_inv, scale_gemm, operand_bf16_out, bad);
+  } else {
+    if (e5m2) fp8_cols<true, false, 2>(x, rows, cols, pow2 != 0, data, scale_inv, scale_gemm, operand_bf16_out, bad);
+    else fp8_cols<false, false, 2>(x, rows, cols, pow2 != 0, data, scale_inv, scale_gemm, operand_bf16_out, bad);
+  }
 }
 
 // ================================================================ dequantize (fallback GEMM, telemetry, tests)
