@@ -92,6 +92,12 @@ test("NCCL communicator on a fake NCCL: buckets started on the side stream (orde
   assert.throws(() => c.reduceScatterSumAsync(b, tensors(fake, [3], 15).ts[0]), /shards of 4, got 3/);
   c.flush();
   assert.deepEqual([...read(fake, shard)], [...flat.slice(4).map((v) => Math.fround(2 * v)), 0]);
+  // one tensor of 2·S elements is reduce-scattered from where it is
+  const { ts: [even], values: [ev] } = tensors(fake, [8], 16);
+  const shard4 = tensors(fake, [4], 17).ts[0];
+  c.reduceScatterSumAsync([even], shard4);
+  c.flush();
+  assert.deepEqual([...read(fake, shard4)], [...ev.slice(4).map((v) => Math.fround(2 * v))]);
   // all-gather: every slot gets rank 1's slice (the fake's peers mirror it)
   c.allGatherShards(b, 4);
   const mine = [...flat.slice(4), 0];
@@ -102,7 +108,7 @@ test("NCCL communicator on a fake NCCL: buckets started on the side stream (orde
   c.barrier();
   assert.equal(fake.orders() - o1, 1);
   c.close();
-  for (const x of [...ts, ...b, shard]) fake.ops.free(x.ptr);
+  for (const x of [...ts, ...b, shard, even, shard4]) fake.ops.free(x.ptr);
 });
 
 test("NCCL communicator: an asynchronous NCCL error, a stream that never drains, a dead launcher all become CommErrors", (t) => {

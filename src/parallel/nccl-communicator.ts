@@ -221,6 +221,11 @@ export class NcclCommunicator implements Communicator {
     const n = bucket.reduce((s, t) => s + t.size, 0), S = shard.size, N = this.size;
     if (S !== shardElements(n, N)) throw new RangeError(`reduceScatterSum: a ${n}-element bucket over ${N} ranks has shards of ${shardElements(n, N)}, got ${S}`);
     const side = this.sideBegin();
+    if (bucket.length === 1 && n === S * N) {
+      // one tensor that splits evenly: no packing
+      this.nccl.reduceScatter(ptrs[0], out, S, ncclFloat32, ncclSum, this.live, side);
+      return;
+    }
     const flat = this.sideBuffer(S * N * 4);
     this.pack(flat, bucket, ptrs, side);
     if (S * N > n) this.ops.zeroAsync(flat + BigInt(n * 4), (S * N - n) * 4, side);
