@@ -55,6 +55,15 @@ export interface Backend<T extends Tensor = Tensor, K extends Tokens = Tokens, O
 
   /** x (rows, cols) — or its transpose — quantized per spec, K-contiguous; NaN/Inf → NonFiniteError naming `name` */
   quantize(x: T, rows: number, cols: number, spec: OperandSpec, transpose: boolean, stream: OperandStream, name: string): O;
+  /**
+   * Another handle to op's values, as an operand of xᵀ when `transpose` (op being an operand of x),
+   * without reading x again; null unless the values are x rounded element by element (bf16, fp32 with
+   * RTN: the same for x and xᵀ and every stream). Each handle is consumed on its own (a gemm or
+   * releaseOperand). What a linear layer uses to round X, W and dY once per step instead of twice.
+   */
+  shareOperand(op: O, transpose: boolean): O | null;
+  /** free an operand that will not reach a gemm */
+  releaseOperand(op: O): void;
   /** c (M, N) = alpha·A·Bᵀ (+ c if accumulate), A (M, K), B (N, K); FP32 accumulation, alpha from the operands' tensor scales */
   gemm(c: T, a: O, b: O, accumulate: boolean): void;
   /** quantization telemetry of `op`, made by quantize(x, rows, cols, op.spec, transpose, stream):

@@ -7,20 +7,32 @@
  * Every operand is quantized from the high-precision source (never re-quantized). The layer asks
  * for specs by role; it never names a format. Master weight and gradient are FP32. On telemetry
  * steps (RunContext.telemetry) it also measures each operand it quantized (nn/telemetry.ts).
+ * Where two GEMMs take the same tensor in formats rounded element by element (bf16, fp32: X in
+ * Fprop and Wgrad, W in Fprop and Dgrad, dY in Dgrad and Wgrad), the second reuses the first's
+ * operand read transposed (Backend.shareOperand): the same values, one rounding pass instead of two.
  */
-import type { Tensor } from "../backends/backend.ts";
+import type { Operand, Tensor } from "../backends/backend.ts";
 import type { LayerSite } from "../recipes/recipe.ts";
-import type { GemmPlan } from "../recipes/operand.ts";
+import type { GemmPlan, OperandSpec } from "../recipes/operand.ts";
 import type { RunContext } from "./context.ts";
 import { createParam, type Param } from "./param.ts";
 
 const GEMMS = { fprop: 0, dgrad: 1, wgrad: 2 } as const;
+
+/** values are the tensor rounded element by element: the same for x and xᵀ, in every stream */
+const elementwise = (s: OperandSpec) => (s.format === "bf16" || s.format === "fp32") && s.rounding === "rtn" && !s.rht;
+const shareable = (s1: OperandSpec, s2: OperandSpec) => elementwise(s1) && elementwise(s2) && s1.format === s2.format;
+
+type Source = [Tensor, number, number, boolean];
 
 export class Linear {
   readonly weight: Param;
   readonly site: LayerSite;
   private x: Tensor | null = null;
   private n = 0;
+  /** from the forward, for the backward: Xᵀ for Wgrad and Wᵀ for Dgrad (shareable specs only) */
+  private savedXt: Operand | null = null;
+  private savedWt: Operand | null = null;
 
   constructor(
     private readonly ctx: RunContext,
@@ -41,25 +53,46 @@ export class Linear {
     return { seed: this.ctx.seed, gemmId: this.ctx.gemmId(this.index, GEMMS[g]), slot };
   }
 
-  private run(g: keyof typeof GEMMS, plan: GemmPlan, out: Tensor, a: [Tensor, number, number, boolean], b: [Tensor, number, number, boolean], acc: boolean) {
+  /**
+   * One GEMM. `given` operands replace quantizing a or b; `keep` asks for a transposed handle to
+   * a's or b's operand for a later GEMM (null where the backend cannot share it).
+   */
+  private run(g: keyof typeof GEMMS, plan: GemmPlan, out: Tensor, a: Source, b: Source, acc: boolean, given: (Operand | null)[] = [], keep: boolean[] = []): (Operand | null)[] {
     const be = this.ctx.be;
     const sa = this.stream(g, 0), sb = this.stream(g, 1);
-    const qa = be.quantize(a[0], a[1], a[2], plan.a, a[3], sa, `${this.name}.${g}.${plan.a.role}`);
-    const qb = be.quantize(b[0], b[1], b[2], plan.b, b[3], sb, `${this.name}.${g}.${plan.b.role}`);
+    const qa = given[0] ?? be.quantize(a[0], a[1], a[2], plan.a, a[3], sa, `${this.name}.${g}.${plan.a.role}`);
+    const qb = given[1] ?? be.quantize(b[0], b[1], b[2], plan.b, b[3], sb, `${this.name}.${g}.${plan.b.role}`);
     const tel = this.ctx.telemetry;
     if (tel && this.ctx.micro === 0 && this.ctx.training) {
       tel.add(this.name, g, plan.a, be.quantStats(a[0], a[1], a[2], a[3], sa, qa));
       tel.add(this.name, g, plan.b, be.quantStats(b[0], b[1], b[2], b[3], sb, qb));
     }
+    const kept = [keep[0] ? be.shareOperand(qa, true) : null, keep[1] ? be.shareOperand(qb, true) : null];
     be.gemm(out, qa, qb, acc);
+    return kept;
   }
 
-  /** y (N, out) = x (N, in) · Wᵀ; keeps x for the backward pass. */
+  /** operands are shared only while training and off telemetry steps (telemetry measures each quantize) */
+  private get sharing(): boolean {
+    return this.ctx.training && !this.ctx.telemetry;
+  }
+
+  /** a saved operand if its spec is still the one the plan wants now, else null (and it is freed) */
+  private take(op: Operand | null, want: OperandSpec): Operand | null {
+    if (op && shareable(op.spec, want)) return op;
+    if (op) this.ctx.be.releaseOperand(op);
+    return null;
+  }
+
+  /** y (N, out) = x (N, in) · Wᵀ; keeps x (and, where shareable, its operand and W's) for the backward pass. */
   forward(y: Tensor, x: Tensor, N: number): void {
+    // what a forward without a backward (evaluation) kept is dropped here
+    for (const op of [this.savedXt, this.savedWt]) if (op) this.ctx.be.releaseOperand(op);
     this.x = x;
     this.n = N;
     const plan = this.ctx.plan(this.site);
-    this.run("fprop", plan.fprop, y, [x, N, this.inF, false], [this.weight.data, this.outF, this.inF, false], false);
+    const keep = [this.sharing && shareable(plan.fprop.a, plan.wgrad.b), this.sharing && shareable(plan.fprop.b, plan.dgrad.b)];
+    [this.savedXt, this.savedWt] = this.run("fprop", plan.fprop, y, [x, N, this.inF, false], [this.weight.data, this.outF, this.inF, false], false, [], keep);
   }
 
   /** dx (N, in) = dy · W (skipped when dx is null); W.grad += dyᵀ · x. */
@@ -67,7 +100,14 @@ export class Linear {
     if (!this.x) throw new Error(`${this.name}: backward before forward`);
     const N = this.n;
     const plan = this.ctx.plan(this.site);
-    if (dx) this.run("dgrad", plan.dgrad, dx, [dy, N, this.outF, false], [this.weight.data, this.outF, this.inF, true], false);
-    this.run("wgrad", plan.wgrad, this.weight.grad, [dy, N, this.outF, true], [this.x, N, this.inF, true], true);
+    const wt = this.take(this.savedWt, plan.dgrad.b), xt = this.take(this.savedXt, plan.wgrad.b);
+    this.savedWt = this.savedXt = null;
+    let dyt: Operand | null = null;
+    if (dx) {
+      [dyt] = this.run("dgrad", plan.dgrad, dx, [dy, N, this.outF, false], [this.weight.data, this.outF, this.inF, true], false, [null, wt], [this.sharing && shareable(plan.dgrad.a, plan.wgrad.a)]);
+    } else if (wt) {
+      this.ctx.be.releaseOperand(wt);
+    }
+    this.run("wgrad", plan.wgrad, this.weight.grad, [dy, N, this.outF, true], [this.x, N, this.inF, true], true, [dyt, xt]);
   }
 }

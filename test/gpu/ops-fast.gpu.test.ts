@@ -5,11 +5,16 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { gpuBackend, randn, relMaxErr } from "./gpu.ts";
 import { CpuBackend } from "../../src/backends/cpu/cpu-backend.ts";
 import { CudaBackend } from "../../src/backends/cuda/cuda-backend.ts";
 import type { Backend, Tensor } from "../../src/backends/backend.ts";
 import { roundBf16InPlace } from "../../src/formats/bf16.ts";
+import { buildConfig } from "../../src/train/config.ts";
+import { train } from "../../src/train/train.ts";
 
 /** runs body with the shared (fast) backend, a plain-kernel backend and the CPU oracle */
 function withBackends(t: Parameters<typeof gpuBackend>[0], body: (fast: CudaBackend, plain: CudaBackend, cpu: CpuBackend) => void): void {
@@ -203,4 +208,27 @@ test("attention v4 (BF16 copies, cp.async, ldmatrix) = v3 (attention-mma.cu) and
       }
     }
   });
+});
+
+test("training in BF16 on the GPU: fast kernels and shared operands track the plain kernels and the CPU (|Δloss| ≤ 0.02 per step)", (t) => {
+  if (!gpuBackend(t)) return;
+  const dir = mkdtempSync(join(tmpdir(), "fp4lm-gpu-fast-"));
+  const saved = process.env.FP4LM_OPS_KERNELS;
+  try {
+    const base = [`outDir=${dir}`, "log=quiet", "data.tokenizer=byte", "model.dModel=128", "model.nLayers=2", "model.nHeads=2", "model.nKvHeads=1",
+      "model.dFF=256", "model.seqLen=64", "batchSize=4", "steps=12", "evalEvery=6", "evalBatches=2", "recipe=bf16", "gradAccum=2"];
+    const cpu = train(buildConfig([...base, "name=cpu", "device=cpu", "threads=2"]));
+    const fast = train(buildConfig([...base, "name=fast", "device=cuda"]));
+    process.env.FP4LM_OPS_KERNELS = "plain";
+    const plain = train(buildConfig([...base, "name=plain", "device=cuda"]));
+    const dc = cpu.losses.map((l, i) => Math.abs(l - fast.losses[i])), dp = plain.losses.map((l, i) => Math.abs(l - fast.losses[i]));
+    assert.ok(Math.max(...dc) <= 0.02, `fast vs CPU: max |Δloss| ${Math.max(...dc)}; cpu ${cpu.losses.map((x) => x.toFixed(4))} fast ${fast.losses.map((x) => x.toFixed(4))}`);
+    assert.ok(Math.max(...dp) <= 0.02, `fast vs plain: max |Δloss| ${Math.max(...dp)}; plain ${plain.losses.map((x) => x.toFixed(4))}`);
+    assert.ok(fast.evals.every((e, i) => Math.abs(e.valLoss - cpu.evals[i].valLoss) <= 0.02), `val losses ${JSON.stringify(fast.evals)} vs CPU ${JSON.stringify(cpu.evals)}`);
+    console.log(`# BF16 training, fast vs CPU max |Δ| ${Math.max(...dc).toExponential(2)}, fast vs plain ${Math.max(...dp).toExponential(2)}; tok/s fast ${Math.round(fast.tokensPerS)} plain ${Math.round(plain.tokensPerS)}`);
+  } finally {
+    if (saved === undefined) delete process.env.FP4LM_OPS_KERNELS;
+    else process.env.FP4LM_OPS_KERNELS = saved;
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

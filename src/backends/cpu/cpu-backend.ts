@@ -19,6 +19,7 @@ import { embeddingBackward, embeddingForward } from "./ops/embedding.ts";
 import { accumulate, addInto } from "./ops/residual.ts";
 import { rmsnormBackward, rmsnormForward } from "./ops/rmsnorm.ts";
 import { ropeBackward, ropeForward, ropeTable, type RopeTable } from "./ops/rope.ts";
+import { transpose as transposeMatrix } from "../../quant/tensor-checks.ts";
 import { sqreluBackward, sqreluForward } from "./ops/sqrelu.ts";
 import { swigluBackward, swigluForward } from "./ops/swiglu.ts";
 
@@ -90,6 +91,15 @@ export class CpuBackend implements Backend<CpuTensor, CpuTokens, CpuOperand> {
     // (the GEMM pool copies non-shared operands into its shared scratch)
     return quantizeOperand(x.data, rows, cols, spec, transpose, stream, name);
   }
+
+  shareOperand(op: CpuOperand, transpose: boolean): CpuOperand | null {
+    const s = op.spec;
+    if ((s.format !== "bf16" && s.format !== "fp32") || s.rounding !== "rtn" || s.rht || op.amax !== undefined) return null;
+    if (!transpose) return { ...op };
+    return { ...op, rows: op.cols, cols: op.rows, values: transposeMatrix(op.values, [op.rows, op.cols]) };
+  }
+
+  releaseOperand(_op: CpuOperand): void {}
 
   quantStats(x: CpuTensor, rows: number, cols: number, transpose: boolean, stream: OperandStream, op: CpuOperand): QuantStats {
     return operandStats(x.data, rows, cols, op.spec, transpose, stream);

@@ -58,6 +58,8 @@ export interface CudaOperand extends Operand {
   amax?: number;
   /** NVFP4: device pointer to the amax bits, for the alpha applied on the device */
   amaxPtr?: bigint;
+  /** handles to the same storage (shareOperand): it is freed when the last one is consumed */
+  shared?: { refs: number };
 }
 
 /** Everything one quantized operand produced, for byte-level parity tests. */
@@ -514,7 +516,18 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
   }
 
   /** Free an operand that will not reach a GEMM. */
+  /** Another handle to a BF16/FP32 operand's storage, read transposed when asked (see the contract). */
+  shareOperand(op: CudaOperand, transpose: boolean): CudaOperand | null {
+    const s = op.spec;
+    if (this.opsKernels === "plain" || (op.dtype !== "bf16" && op.dtype !== "f32") || (s.format !== "bf16" && s.format !== "fp32") || s.rounding !== "rtn" || s.rht) return null;
+    if (op.amaxPtr !== undefined || op.scalePtr !== undefined) return null;
+    op.shared ??= { refs: 1 };
+    op.shared.refs++;
+    return transpose ? { ...op, rows: op.cols, cols: op.rows, transposed: !op.transposed } : { ...op };
+  }
+
   releaseOperand(op: CudaOperand): void {
+    if (op.shared && --op.shared.refs > 0) return;
     this.release(op.ptr);
     if (op.amaxPtr !== undefined) this.release(op.amaxPtr);
     if (op.scalePtr !== undefined) this.release(op.scalePtr);
