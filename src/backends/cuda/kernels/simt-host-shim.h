@@ -1,6 +1,6 @@
 /**
- * The SIMT shim of the host kernel runs (a copy of the one in quantize-fast-host-test.cpp, which
- * predates this header): every CUDA thread of a CTA is a host thread; __syncthreads and
+ * The SIMT shim of the host kernel runs (quantize-fast-host-test.cpp, quantize-fp8-fast-host-test.cpp):
+ * every CUDA thread of a CTA is a host thread; __syncthreads and
  * __shfl_xor_sync are barriers over the CTA or the warp; atomics under a mutex; CTAs one after
  * another (`launch`). Include it, then the .cu file under test, in a g++ -std=c++17 -pthread
  * build (see quantize-fp8-fast-host-test.cpp). What it cannot check: timing, the GPU's memory
