@@ -5,7 +5,8 @@
  * allocated; backward ops overwrite input gradients and accumulate (+=) parameter gradients.
  * Shapes in comments use B, T, C, NH, NKV, HS, V (and for the Mamba-2 mixer: Cc conv channels,
  * W conv window, H heads of size P, G groups, N state size); all storage is FP32 (BF16 rounding
- * happens where the recipe asks, inside `quantize`).
+ * happens where the recipe asks, inside `quantize`, or in the op writing a tensor whose BF16
+ * operand it was handed: the trailing `bf16` arguments, see bf16Operand).
  */
 import type { OperandSpec } from "../recipes/operand.ts";
 import type { OperandStream } from "../recipes/quantize-operand.ts";
@@ -64,13 +65,24 @@ export interface Backend<T extends Tensor = Tensor, K extends Tokens = Tokens, O
   shareOperand(op: O, transpose: boolean): O | null;
   /** free an operand that will not reach a gemm */
   releaseOperand(op: O): void;
+  /**
+   * An operand of x (rows, cols) as `quantize(x, rows, cols, spec, false, …, name)` returns it for a
+   * BF16 spec rounded element by element (bf16, RTN, no RHT), left EMPTY for the op that writes x to
+   * fill as it writes x: the ops below with a trailing `bf16` argument round every value they write
+   * to x (out, dx, dqkv, dlogits) to BF16 (RNE, NaN → quiet NaN, as quantize) into it and run quantize's non-finite check under
+   * `name` (NaN/Inf → NonFiniteError naming `name`, at once or where the backend reads its checks).
+   * What saves the cast's read of x. Null where the backend casts instead (and for other specs);
+   * gemm refuses an operand no op filled. Optional: a backend without it casts every operand.
+   */
+  bf16Operand?(rows: number, cols: number, spec: OperandSpec, name: string): O | null;
   /** c (M, N) = alpha·A·Bᵀ (+ c if accumulate), A (M, K), B (N, K); FP32 accumulation, alpha from the operands' tensor scales */
   gemm(c: T, a: O, b: O, accumulate: boolean): void;
   /** quantization telemetry of `op`, made by quantize(x, rows, cols, op.spec, transpose, stream):
    * relative error, shares flushed to zero and saturated, amax (recipes/operand-stats.ts); before the GEMM consumes op */
   quantStats(x: T, rows: number, cols: number, transpose: boolean, stream: OperandStream, op: O): QuantStats;
 
-  rmsnormForward(out: T, rstd: T, x: T, weight: T, N: number, C: number, eps: number): void;
+  /** `bf16`: bf16Operand of out (N, C), filled here */
+  rmsnormForward(out: T, rstd: T, x: T, weight: T, N: number, C: number, eps: number, bf16?: O | null): void;
   rmsnormBackward(dx: T, dweight: T, dout: T, x: T, weight: T, rstd: T, N: number, C: number): void;
   /** RoPE in place on x (B, T, NH, HS), half-split pairs, base theta */
   ropeForward(x: T, B: number, Tlen: number, NH: number, HS: number, theta: number): void;
@@ -78,7 +90,7 @@ export interface Backend<T extends Tensor = Tensor, K extends Tokens = Tokens, O
   /** q (B,T,NH,HS), k, v (B,T,NKV,HS) ← the fused projection qkv (B·T, (NH + 2·NKV)·HS): splitColumns, then ropeForward of q and k (one pass on a GPU) */
   qkvSplitRope(qkv: T, q: T, k: T, v: T, B: number, Tlen: number, NH: number, NKV: number, HS: number, theta: number): void;
   /** the inverse for the gradients: dqkv OVERWRITTEN = [ropeBackward(dq) | ropeBackward(dk) | dv] per row; dq and dk are clobbered (the CPU rotates them in place) */
-  qkvRopeConcat(dqkv: T, dq: T, dk: T, dv: T, B: number, Tlen: number, NH: number, NKV: number, HS: number, theta: number): void;
+  qkvRopeConcat(dqkv: T, dq: T, dk: T, dv: T, B: number, Tlen: number, NH: number, NKV: number, HS: number, theta: number, bf16?: O | null): void;
   /** shape of what attentionForward saves for the backward: probabilities (B,NH,T,T), or a
    * flash-style backend's per-row logsumexp (B,NH,T) */
   attentionSavedShape(B: number, Tlen: number, NH: number, HS: number): number[];
@@ -91,11 +103,11 @@ export interface Backend<T extends Tensor = Tensor, K extends Tokens = Tokens, O
    */
   gemmEngine?(a: OperandSpec, b: OperandSpec): string;
   /** causal GQA core: out (B,T,NH,HS), `saved` as attentionSavedShape; q (B,T,NH,HS), k, v (B,T,NKV,HS) */
-  attentionForward(out: T, saved: T, q: T, k: T, v: T, B: number, Tlen: number, NH: number, NKV: number, HS: number): void;
+  attentionForward(out: T, saved: T, q: T, k: T, v: T, B: number, Tlen: number, NH: number, NKV: number, HS: number, bf16?: O | null): void;
   /** dq, dk, dv overwritten; `out` and `saved` are the forward's */
   attentionBackward(dq: T, dk: T, dv: T, dout: T, q: T, k: T, v: T, out: T, saved: T, B: number, Tlen: number, NH: number, NKV: number, HS: number): void;
-  sqreluForward(out: T, x: T): void;
-  sqreluBackward(dx: T, dout: T, x: T): void;
+  sqreluForward(out: T, x: T, bf16?: O | null): void;
+  sqreluBackward(dx: T, dout: T, x: T, bf16?: O | null): void;
   /** gated MLP: out (rows, F) = silu(gate)·up, gateUp (rows, 2F) = [gate | up] per row */
   swigluForward(out: T, gateUp: T, rows: number, F: number): void;
   /** dGateUp (rows, 2F) OVERWRITTEN = [dout·up·silu'(gate) | dout·silu(gate)] */
@@ -117,10 +129,10 @@ export interface Backend<T extends Tensor = Tensor, K extends Tokens = Tokens, O
   gatedRmsnormBackward(dy: T, dz: T, dweight: T, dout: T, y: T, z: T, weight: T, rstd: T, rows: number, D: number, groupSize: number): void;
   embeddingForward(out: T, tokens: K, table: T, V: number, C: number): void;
   embeddingBackward(dtable: T, dout: T, tokens: K, V: number, C: number): void;
-  /** mean loss; per-row losses written; dlogits = (softmax − onehot)·scale unless null */
-  crossEntropy(losses: T, dlogits: T | null, logits: T, targets: K, V: number, scale: number): number;
+  /** mean loss; per-row losses written; dlogits = (softmax − onehot)·scale unless null (`bf16`, of dlogits, needs dlogits) */
+  crossEntropy(losses: T, dlogits: T | null, logits: T, targets: K, V: number, scale: number, bf16?: O | null): number;
   /** out = a + b (may alias) */
-  add(out: T, a: T, b: T): void;
+  add(out: T, a: T, b: T, bf16?: O | null): void;
   /** dst += src */
   accumulate(dst: T, src: T): void;
   /** split the columns of x (rows, Σwidths) into parts (rows, width_i) */

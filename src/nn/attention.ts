@@ -62,7 +62,7 @@ export class Attention {
     this.qkv.forward(this.qkvOut, x, B * T);
     if (this.rope) be.qkvSplitRope(this.qkvOut, this.q, this.k, this.v, B, T, NH, NKV, HS, ropeTheta);
     else be.splitColumns(this.qkvOut, [this.q, this.k, this.v], B * T, this.widths);
-    be.attentionForward(this.att, this.probs, this.q, this.k, this.v, B, T, NH, NKV, HS);
+    be.attentionForward(this.att, this.probs, this.q, this.k, this.v, B, T, NH, NKV, HS, this.proj.bf16Input(this.att, B * T));
     this.proj.forward(out, this.att, B * T);
   }
 
@@ -72,7 +72,7 @@ export class Attention {
     const HS = this.cfg.dModel / NH;
     this.proj.backward(this.datt, dout);
     be.attentionBackward(this.dq, this.dk, this.dv, this.datt, this.q, this.k, this.v, this.att, this.probs, B, T, NH, NKV, HS);
-    if (this.rope) be.qkvRopeConcat(this.dqkv, this.dq, this.dk, this.dv, B, T, NH, NKV, HS, ropeTheta);
+    if (this.rope) be.qkvRopeConcat(this.dqkv, this.dq, this.dk, this.dv, B, T, NH, NKV, HS, ropeTheta, this.qkv.bf16Grad(this.dqkv));
     else be.concatColumns(this.dqkv, [this.dq, this.dk, this.dv], B * T, this.widths);
     this.qkv.backward(dx, this.dqkv);
   }

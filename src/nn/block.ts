@@ -1,7 +1,7 @@
 /**
  * One pre-norm Transformer block: x + Attention(RMSNorm(x)), then + MLP(RMSNorm(·)).
  */
-import type { Tensor } from "../backends/backend.ts";
+import type { Operand, Tensor } from "../backends/backend.ts";
 import { Attention } from "./attention.ts";
 import type { RunContext } from "./context.ts";
 import type { Linear } from "./linear.ts";
@@ -24,6 +24,7 @@ export class Block {
   private readonly dn: Tensor;
   private readonly dr1: Tensor;
   private readonly dtmp: Tensor;
+  private readonly BT: number;
 
   constructor(private readonly ctx: RunContext, readonly index: number, cfg: ModelConfig, B: number, T: number) {
     const name = `blocks.${index}`, BT = B * T, C = cfg.dModel;
@@ -32,11 +33,17 @@ export class Block {
     this.norm2 = new RMSNorm(ctx, `${name}.norm2`, C, BT, cfg.normEps);
     this.mlp = new MLP(ctx, `${name}.mlp`, cfg, index, index * 4 + 2, BT);
     const be = ctx.be;
+    this.BT = BT;
     [this.n1, this.a, this.r1, this.n2, this.m, this.dn, this.dr1, this.dtmp] = Array.from({ length: 8 }, () => be.alloc([BT, C]));
   }
 
   get linears(): Linear[] {
     return [this.attn.qkv, this.attn.proj, this.mlp.fc1, this.mlp.fc2];
+  }
+
+  /** the linear layer whose dY is this block's dout (its BF16 operand can come from the op writing dout: ModelBlock.backward's bf16) */
+  get outputLinear(): Linear {
+    return this.mlp.fc2;
   }
 
   /** parameters in checkpoint order */
@@ -47,24 +54,24 @@ export class Block {
   /** out (B·T, C) ← x */
   forward(out: Tensor, x: Tensor): void {
     const be = this.ctx.be;
-    this.norm1.forward(this.n1, x);
+    this.norm1.forward(this.n1, x, this.attn.qkv.bf16Input(this.n1, this.BT));
     this.attn.forward(this.a, this.n1);
     be.add(this.r1, x, this.a);
-    this.norm2.forward(this.n2, this.r1);
+    this.norm2.forward(this.n2, this.r1, this.mlp.fc1.bf16Input(this.n2, this.BT));
     this.mlp.forward(this.m, this.n2);
     be.add(out, this.r1, this.m);
   }
 
-  /** dx ← dout (both (B·T, C)); dx may not alias dout */
-  backward(dx: Tensor, dout: Tensor): void {
+  /** dx ← dout (both (B·T, C)); dx may not alias dout; `bf16`: the BF16 operand of dx for the block below (its outputLinear.bf16Grad) */
+  backward(dx: Tensor, dout: Tensor, bf16: Operand | null = null): void {
     const be = this.ctx.be;
     // residual 2: dr1 = dout + d(norm2 → mlp)
     this.mlp.backward(this.dn, dout);
     this.norm2.backward(this.dtmp, this.dn);
-    be.add(this.dr1, dout, this.dtmp);
+    be.add(this.dr1, dout, this.dtmp, this.attn.proj.bf16Grad(this.dr1));
     // residual 1: dx = dr1 + d(norm1 → attn)
     this.attn.backward(this.dn, this.dr1);
     this.norm1.backward(this.dtmp, this.dn);
-    be.add(dx, this.dr1, this.dtmp);
+    be.add(dx, this.dr1, this.dtmp, bf16);
   }
 }

@@ -5,7 +5,7 @@
  * blocks.i.norm, blocks.i.mamba.{in_proj,out_proj,conv,dt_bias,A_log,D,norm}, blocks.i.attn.{qkv,proj},
  * blocks.i.mlp.{fc1,fc2}, so the recipe's layer patterns read as for the Transformer.
  */
-import type { Tensor } from "../backends/backend.ts";
+import type { Operand, Tensor } from "../backends/backend.ts";
 import { Attention } from "./attention.ts";
 import type { RunContext } from "./context.ts";
 import { BLOCK_KINDS, type BlockKind } from "./hybrid-config.ts";
@@ -24,10 +24,12 @@ export class HybridBlock {
   private readonly m: Tensor;
   private readonly dn: Tensor;
   private readonly dtmp: Tensor;
+  private readonly BT: number;
 
   constructor(private readonly ctx: RunContext, readonly index: number, readonly kind: BlockKind, cfg: ModelConfig, B: number, T: number) {
     const name = `blocks.${index}`, BT = B * T, C = cfg.dModel;
     this.norm = new RMSNorm(ctx, `${name}.norm`, C, BT, cfg.normEps);
+    this.BT = BT;
     const first = 2 * index;
     if (kind === "M") this.mixer = new Mamba2(ctx, `${name}.mamba`, cfg, index, first, B, T);
     else if (kind === "*") this.mixer = new Attention(ctx, `${name}.attn`, cfg, index, first, B, T, false);
@@ -59,6 +61,11 @@ export class HybridBlock {
     return m instanceof Mamba2 ? [m.inProj, m.outProj] : m instanceof Attention ? [m.qkv, m.proj] : [m.fc1, m.fc2];
   }
 
+  /** the linear layer whose dY is this block's dout (the mixer's last) */
+  get outputLinear(): Linear {
+    return this.linears[1];
+  }
+
   /** parameters in checkpoint order: the norm, then the mixer's */
   get params(): Param[] {
     const m = this.mixer;
@@ -67,15 +74,15 @@ export class HybridBlock {
 
   /** out (B·T, C) ← x */
   forward(out: Tensor, x: Tensor): void {
-    this.norm.forward(this.n, x);
+    this.norm.forward(this.n, x, this.linears[0].bf16Input(this.n, this.BT));
     this.mixer.forward(this.m, this.n);
     this.ctx.be.add(out, x, this.m);
   }
 
-  /** dx ← dout (both (B·T, C)); dx may not alias dout */
-  backward(dx: Tensor, dout: Tensor): void {
+  /** dx ← dout (both (B·T, C)); dx may not alias dout; `bf16`: the BF16 operand of dx (Block.backward) */
+  backward(dx: Tensor, dout: Tensor, bf16: Operand | null = null): void {
     this.mixer.backward(this.dn, dout);
     this.norm.backward(this.dtmp, this.dn);
-    this.ctx.be.add(dx, dout, this.dtmp);
+    this.ctx.be.add(dx, dout, this.dtmp, bf16);
   }
 }

@@ -5,7 +5,7 @@
  * Activations are allocated once for a fixed micro-batch (B, T). The blocks are the subclass's:
  * the Transformer's (gpt.ts) or the Nemotron-H hybrid's (hybrid-model.ts).
  */
-import type { Tensor, Tokens } from "../backends/backend.ts";
+import type { Operand, Tensor, Tokens } from "../backends/backend.ts";
 import { describeGemm } from "../recipes/operand.ts";
 import { bf16Reason, checkLayerPatterns } from "../recipes/recipe.ts";
 import type { RunContext } from "./context.ts";
@@ -27,8 +27,10 @@ export interface PrecisionRow {
 /** A residual block: (B·T, C) in and out; parameters and linear layers in checkpoint order. */
 export interface ModelBlock {
   forward(out: Tensor, x: Tensor): void;
-  /** dx ← dout; dx may not alias dout */
-  backward(dx: Tensor, dout: Tensor): void;
+  /** dx ← dout; dx may not alias dout; `bf16`: the BF16 operand of dx that the block below's outputLinear asked for (Linear.bf16Grad), filled by the op writing dx */
+  backward(dx: Tensor, dout: Tensor, bf16?: Operand | null): void;
+  /** the linear layer whose backward takes this block's dout as dY, if any */
+  readonly outputLinear?: Linear;
   readonly linears: Linear[];
   readonly params: Param[];
 }
@@ -80,9 +82,9 @@ export abstract class LanguageModel<Blk extends ModelBlock> {
     this.tokens = inputs;
     be.embeddingForward(this.acts[0], inputs, this.embed.data, V, C);
     this.blocks.forEach((b, i) => b.forward(this.acts[i + 1], this.acts[i]));
-    this.normF.forward(this.xF, this.acts[L]);
+    this.normF.forward(this.xF, this.acts[L], this.head.bf16Input(this.xF, BT));
     this.head.forward(this.logits, this.xF, BT);
-    const loss = be.crossEntropy(this.losses, backward ? this.dlogits : null, this.logits, targets, V, lossScale / BT);
+    const loss = be.crossEntropy(this.losses, backward ? this.dlogits : null, this.logits, targets, V, lossScale / BT, backward ? this.head.bf16Grad(this.dlogits) : null);
     if (!backward) return loss;
     this.head.backward(this.dxF, this.dlogits);
     gradsReady?.([this.head.weight]);
@@ -90,7 +92,7 @@ export abstract class LanguageModel<Blk extends ModelBlock> {
     this.normF.backward(d, this.dxF);
     gradsReady?.([this.normF.weight]);
     for (let i = L - 1; i >= 0; i--) {
-      this.blocks[i].backward(dNext, d);
+      this.blocks[i].backward(dNext, d, i > 0 ? this.blocks[i - 1].outputLinear?.bf16Grad(dNext) : null);
       gradsReady?.(this.blocks[i].params);
       [d, dNext] = [dNext, d];
     }

@@ -10,6 +10,9 @@
  * Where two GEMMs take the same tensor in formats rounded element by element (bf16, fp32: X in
  * Fprop and Wgrad, W in Fprop and Dgrad, dY in Dgrad and Wgrad), the second reuses the first's
  * operand read transposed (Backend.shareOperand): the same values, one rounding pass instead of two.
+ * Where X (Fprop) or dY (Dgrad) is such a BF16 operand, the op that writes the tensor can write the
+ * operand too (Backend.bf16Operand): the module owning that op asks `bf16Input` / `bf16Grad` for it,
+ * hands it to the op, and the GEMM takes it instead of casting x or dy again.
  */
 import type { Operand, Tensor } from "../backends/backend.ts";
 import type { LayerSite } from "../recipes/recipe.ts";
@@ -33,6 +36,9 @@ export class Linear {
   /** from the forward, for the backward: Xᵀ for Wgrad and Wᵀ for Dgrad (shareable specs only) */
   private savedXt: Operand | null = null;
   private savedWt: Operand | null = null;
+  /** operands a producing op filled for the next forward's X and backward's dY (bf16Input, bf16Grad), with their tensor */
+  private givenX: { t: Tensor; op: Operand } | null = null;
+  private givenDy: { t: Tensor; op: Operand } | null = null;
 
   constructor(
     private readonly ctx: RunContext,
@@ -77,6 +83,40 @@ export class Linear {
     return this.ctx.training && !this.ctx.telemetry;
   }
 
+  /**
+   * The BF16 operand of x (N, in) for the next forward's Fprop, EMPTY, for the op that writes x to
+   * fill (Backend.bf16Operand); null where Fprop's X is not BF16 rounded element by element, on
+   * telemetry steps (which measure each quantize) and where the backend casts. forward(y, x) then
+   * takes it instead of quantizing x.
+   */
+  bf16Input(x: Tensor, N: number): Operand | null {
+    this.givenX = this.give(this.givenX, x, N, this.inF, "fprop");
+    return this.givenX?.op ?? null;
+  }
+
+  /** The same for dy (N, out), the next backward's Dgrad (and, shared, Wgrad) gradient operand; N is the last forward's. */
+  bf16Grad(dy: Tensor): Operand | null {
+    this.givenDy = this.give(this.givenDy, dy, this.n, this.outF, "dgrad");
+    return this.givenDy?.op ?? null;
+  }
+
+  private give(old: { t: Tensor; op: Operand } | null, t: Tensor, rows: number, cols: number, g: "fprop" | "dgrad"): { t: Tensor; op: Operand } | null {
+    const be = this.ctx.be;
+    if (old) be.releaseOperand(old.op);
+    const spec = this.ctx.plan(this.site)[g].a;
+    if (this.ctx.telemetry || !be.bf16Operand || !elementwise(spec) || spec.format !== "bf16" || rows * cols !== t.size) return null;
+    const op = be.bf16Operand(rows, cols, spec, `${this.name}.${g}.${spec.role}`);
+    return op ? { t, op } : null;
+  }
+
+  /** the operand bf16Input/bf16Grad handed out for t, if it is the one the plan wants now (any other is freed) */
+  private takeGiven(given: { t: Tensor; op: Operand } | null, t: Tensor, want: OperandSpec): Operand | null {
+    if (!given) return null;
+    if (given.t === t && shareable(given.op.spec, want)) return given.op;
+    this.ctx.be.releaseOperand(given.op);
+    return null;
+  }
+
   /** a saved operand if its spec is still the one the plan wants now, else null (and it is freed) */
   private take(op: Operand | null, want: OperandSpec): Operand | null {
     if (op && shareable(op.spec, want)) return op;
@@ -92,7 +132,9 @@ export class Linear {
     this.n = N;
     const plan = this.ctx.plan(this.site);
     const keep = [this.sharing && shareable(plan.fprop.a, plan.wgrad.b), this.sharing && shareable(plan.fprop.b, plan.dgrad.b)];
-    [this.savedXt, this.savedWt] = this.run("fprop", plan.fprop, y, [x, N, this.inF, false], [this.weight.data, this.outF, this.inF, false], false, [], keep);
+    const gx = this.takeGiven(this.givenX, x, plan.fprop.a);
+    this.givenX = null;
+    [this.savedXt, this.savedWt] = this.run("fprop", plan.fprop, y, [x, N, this.inF, false], [this.weight.data, this.outF, this.inF, false], false, [gx], keep);
   }
 
   /** dx (N, in) = dy · W (skipped when dx is null); W.grad += dyᵀ · x. */
@@ -102,11 +144,15 @@ export class Linear {
     const plan = this.ctx.plan(this.site);
     const wt = this.take(this.savedWt, plan.dgrad.b), xt = this.take(this.savedXt, plan.wgrad.b);
     this.savedWt = this.savedXt = null;
+    const gdy = this.takeGiven(this.givenDy, dy, plan.dgrad.a);
+    this.givenDy = null;
     let dyt: Operand | null = null;
     if (dx) {
-      [dyt] = this.run("dgrad", plan.dgrad, dx, [dy, N, this.outF, false], [this.weight.data, this.outF, this.inF, true], false, [null, wt], [this.sharing && shareable(plan.dgrad.a, plan.wgrad.a)]);
-    } else if (wt) {
-      this.ctx.be.releaseOperand(wt);
+      [dyt] = this.run("dgrad", plan.dgrad, dx, [dy, N, this.outF, false], [this.weight.data, this.outF, this.inF, true], false, [gdy, wt], [this.sharing && shareable(plan.dgrad.a, plan.wgrad.a)]);
+    } else {
+      // no Dgrad: the filled dY serves Wgrad as dYᵀ where the formats agree
+      if (gdy && shareable(gdy.spec, plan.wgrad.a)) dyt = this.ctx.be.shareOperand(gdy, true);
+      for (const op of [gdy, wt]) if (op) this.ctx.be.releaseOperand(op);
     }
     this.run("wgrad", plan.wgrad, this.weight.grad, [dy, N, this.outF, true], [this.x, N, this.inF, true], true, [dyt, xt]);
   }

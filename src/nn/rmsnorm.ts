@@ -3,7 +3,7 @@
  * bias; never quantized. As HF LlamaRMSNorm (eps inside the sqrt). Keeps x and 1/rms for the
  * backward pass.
  */
-import type { Tensor } from "../backends/backend.ts";
+import type { Operand, Tensor } from "../backends/backend.ts";
 import type { RunContext } from "./context.ts";
 import { createParam, type Param } from "./param.ts";
 
@@ -17,10 +17,10 @@ export class RMSNorm {
     this.rstd = ctx.be.alloc([N]);
   }
 
-  /** out, x (N, C) */
-  forward(out: Tensor, x: Tensor): void {
+  /** out, x (N, C); `bf16`: the next GEMM's operand of out, filled here (Linear.bf16Input) */
+  forward(out: Tensor, x: Tensor, bf16: Operand | null = null): void {
     this.x = x;
-    this.ctx.be.rmsnormForward(out, this.rstd, x, this.weight.data, this.N, this.C, this.eps);
+    this.ctx.be.rmsnormForward(out, this.rstd, x, this.weight.data, this.N, this.C, this.eps, bf16);
   }
 
   backward(dx: Tensor, dout: Tensor): void {

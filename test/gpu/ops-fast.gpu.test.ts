@@ -232,3 +232,121 @@ test("training in BF16 on the GPU: fast kernels and shared operands track the pl
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+/** a bf16 operand spec (the BF16 recipe's) */
+const BF16_SPEC = { format: "bf16", rounding: "rtn" } as const;
+const STREAM = { seed: 1, gemmId: 1, slot: 0 } as const;
+
+test("BF16 operands written by the producing ops = the cast of their FP32 output bit for bit; FP32 outputs unchanged; NaN named as the cast names it", (t) => {
+  withBackends(t, (fast, plain, cpu) => {
+    const BT = 37, C = 64, B = 1, T = 37, NH = 2, NKV = 1, HS = 32, V = 300;
+    const cases: { what: string; rows: number; cols: number; run: <T2 extends Tensor>(be: Backend<T2>, op: unknown) => T2 }[] = [
+      { what: "rmsnormForward", rows: BT, cols: C, run: (be, op) => {
+        const out = be.alloc([BT, C]);
+        be.rmsnormForward(out, be.alloc([BT]), be.fromArray(randn(BT * C, 31), [BT, C]), be.fromArray(randn(C, 32), [C]), BT, C, 1e-5, op as never);
+        return out;
+      } },
+      { what: "sqreluForward (a scalar tail)", rows: 1, cols: 4099, run: (be, op) => {
+        const out = be.alloc([1, 4099]);
+        be.sqreluForward(out, be.fromArray(randn(4099, 33), [1, 4099]), op as never);
+        return out;
+      } },
+      { what: "sqreluBackward", rows: BT, cols: 4 * C, run: (be, op) => {
+        const dx = be.alloc([BT, 4 * C]);
+        be.sqreluBackward(dx, be.fromArray(randn(BT * 4 * C, 34), [BT, 4 * C]), be.fromArray(randn(BT * 4 * C, 35), [BT, 4 * C]), op as never);
+        return dx;
+      } },
+      { what: "add", rows: BT, cols: C, run: (be, op) => {
+        const out = be.alloc([BT, C]);
+        be.add(out, be.fromArray(randn(BT * C, 36), [BT, C]), be.fromArray(randn(BT * C, 37), [BT, C]), op as never);
+        return out;
+      } },
+      { what: "qkvRopeConcat", rows: B * T, cols: (NH + 2 * NKV) * HS, run: (be, op) => {
+        const out = be.alloc([B * T, (NH + 2 * NKV) * HS]);
+        be.qkvRopeConcat(out, be.fromArray(randn(B * T * NH * HS, 38), [B, T, NH, HS]), be.fromArray(randn(B * T * NKV * HS, 39), [B, T, NKV, HS]),
+          be.fromArray(randn(B * T * NKV * HS, 40), [B, T, NKV, HS]), B, T, NH, NKV, HS, 10000, op as never);
+        return out;
+      } },
+      { what: "attentionForward (HS 64: the v4 epilogue)", rows: 2 * 80, cols: 4 * 64, run: (be, op) => {
+        const out = be.alloc([2, 80, 4, 64]);
+        const [q, k, v] = [[4, 41], [2, 42], [2, 43]].map(([h, s]) => be.fromArray(randn(2 * 80 * h * 64, s), [2, 80, h, 64]));
+        be.attentionForward(out, be.alloc(be.attentionSavedShape(2, 80, 4, 64)), q, k, v, 2, 80, 4, 2, 64, op as never);
+        return out;
+      } },
+      { what: "attentionForward (HS 32: the cast fallback)", rows: B * T, cols: NH * HS, run: (be, op) => {
+        const out = be.alloc([B, T, NH, HS]);
+        const [q, k, v] = [[NH, 44], [NKV, 45], [NKV, 46]].map(([h, s]) => be.fromArray(randn(B * T * h * HS, s), [B, T, h, HS]));
+        be.attentionForward(out, be.alloc(be.attentionSavedShape(B, T, NH, HS)), q, k, v, B, T, NH, NKV, HS, op as never);
+        return out;
+      } },
+      { what: "crossEntropy (V 300: shared-memory rows)", rows: 20, cols: V, run: (be, op) => {
+        const dl = be.alloc([20, V]);
+        be.crossEntropy(be.alloc([20]), dl, be.fromArray(randn(20 * V, 47, 2), [20, V]), be.tokens(Int32Array.from({ length: 20 }, (_, i) => (i * 37) % V), [20]), V, 1 / 20, op as never);
+        return dl;
+      } },
+      { what: "crossEntropy (V 301: the plain kernel and the cast)", rows: 20, cols: V + 1, run: (be, op) => {
+        const dl = be.alloc([20, V + 1]);
+        be.crossEntropy(be.alloc([20]), dl, be.fromArray(randn(20 * (V + 1), 48, 2), [20, V + 1]), be.tokens(Int32Array.from({ length: 20 }, (_, i) => (i * 37) % V), [20]), V + 1, 1 / 20, op as never);
+        return dl;
+      } },
+    ];
+    for (const c of cases) {
+      const op = fast.bf16Operand(c.rows, c.cols, BF16_SPEC, `${c.what}.fprop.input`);
+      assert.ok(op, `${c.what}: the fast backend hands out BF16 operands`);
+      assert.equal(plain.bf16Operand(c.rows, c.cols, BF16_SPEC, "x"), null, "FP4LM_OPS_KERNELS=plain casts");
+      const out = c.run(fast, op);
+      const ref = c.run(fast, null), refPlain = c.run(plain, null);
+      bitsEqual(`${c.what}: FP32 output with the operand = without`, fast.toArray(out), fast.toArray(ref));
+      assert.ok(relMaxErr(fast.toArray(out), plain.toArray(refPlain)) <= 1e-5, `${c.what}: vs the plain kernels`);
+      const cast = fast.quantize(ref, c.rows, c.cols, BF16_SPEC, false, STREAM, "cast");
+      bitsEqual(`${c.what}: operand = the cast`, fast.operandValues(op!), fast.operandValues(cast));
+      // the CPU oracle's operand is its own output rounded: the same function of the FP32 values
+      const cop = cpu.bf16Operand(c.rows, c.cols, BF16_SPEC, "x")!;
+      c.run(cpu, cop);
+      assert.ok(relMaxErr(cop.values, fast.operandValues(op!)) <= 1e-2, `${c.what}: vs the CPU's operand`);
+      fast.releaseOperand(op!);
+      fast.releaseOperand(cast);
+      fast.flushChecks();
+    }
+    // NaN: the producing op's check names the operand and the first bad element, as quantize's cast would
+    for (const at of [10, 4097]) {
+      const x = randn(4099, 49);
+      x[at] = NaN;
+      x[at + 1] = Infinity;
+      const op = fast.bf16Operand(1, 4099, BF16_SPEC, "blocks.0.mlp.fc2.fprop.input")!;
+      fast.sqreluForward(fast.alloc([1, 4099]), fast.fromArray(x, [1, 4099]), op);
+      assert.throws(() => fast.flushChecks(), (e: Error) => e.name === "NonFiniteError" && e.message.startsWith(`blocks.0.mlp.fc2.fprop.input: element [0, ${at}] (flat index ${at}) is NaN`), `NaN at ${at}`);
+      fast.releaseOperand(op);
+    }
+    const unfilled = fast.bf16Operand(4, 64, BF16_SPEC, "never.filled")!;
+    const w = fast.quantize(fast.fromArray(randn(64 * 64, 50), [64, 64]), 64, 64, BF16_SPEC, false, STREAM, "w");
+    assert.throws(() => fast.gemm(fast.alloc([4, 64]), unfilled, w, false), /never\.filled was never filled/);
+  });
+});
+
+test("training in BF16 on the GPU: BF16 operands written by the producing ops give the casts' losses bit for bit (FP4LM_BF16_OPERANDS=0)", (t) => {
+  if (!gpuBackend(t)) return;
+  const dir = mkdtempSync(join(tmpdir(), "fp4lm-gpu-bf16ops-"));
+  const saved = process.env.FP4LM_BF16_OPERANDS;
+  try {
+    // head size 64 (the v4 attention epilogue), d_ff a multiple of 4 (the _bf16 elementwise kernels), V % 4 == 0 (cross-entropy in shared memory)
+    const base = [`outDir=${dir}`, "log=quiet", "data.tokenizer=byte", "model.dModel=128", "model.nLayers=2", "model.nHeads=2", "model.nKvHeads=1",
+      "model.dFF=256", "model.seqLen=64", "batchSize=4", "steps=8", "evalEvery=4", "evalBatches=2", "recipe=bf16", "gradAccum=2"];
+    const given = train(buildConfig([...base, "name=given", "device=cuda"]));
+    process.env.FP4LM_BF16_OPERANDS = "0";
+    const cast = train(buildConfig([...base, "name=cast", "device=cuda"]));
+    assert.deepEqual(given.losses, cast.losses, "losses bit for bit");
+    assert.deepEqual(given.evals, cast.evals, "validation losses bit for bit");
+    // nvfp4: its BF16 last block and head take the operands from their producers too
+    delete process.env.FP4LM_BF16_OPERANDS;
+    const q = train(buildConfig([...base, "name=q", "device=cuda", "recipe=nvfp4"]));
+    process.env.FP4LM_BF16_OPERANDS = "0";
+    const qc = train(buildConfig([...base, "name=qc", "device=cuda", "recipe=nvfp4"]));
+    assert.deepEqual(q.losses, qc.losses, "nvfp4 losses bit for bit");
+    console.log(`# BF16 operands from the producing ops = casts bit for bit (bf16, nvfp4); tok/s ${Math.round(given.tokensPerS)} vs ${Math.round(cast.tokensPerS)} with casts`);
+  } finally {
+    if (saved === undefined) delete process.env.FP4LM_BF16_OPERANDS;
+    else process.env.FP4LM_BF16_OPERANDS = saved;
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

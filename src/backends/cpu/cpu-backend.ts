@@ -19,7 +19,8 @@ import { embeddingBackward, embeddingForward } from "./ops/embedding.ts";
 import { accumulate, addInto } from "./ops/residual.ts";
 import { rmsnormBackward, rmsnormForward } from "./ops/rmsnorm.ts";
 import { ropeBackward, ropeForward, ropeTable, type RopeTable } from "./ops/rope.ts";
-import { transpose as transposeMatrix } from "../../quant/tensor-checks.ts";
+import { assertFinite, transpose as transposeMatrix } from "../../quant/tensor-checks.ts";
+import { roundBf16InPlace } from "../../formats/bf16.ts";
 import { sqreluBackward, sqreluForward } from "./ops/sqrelu.ts";
 import { swigluBackward, swigluForward } from "./ops/swiglu.ts";
 
@@ -37,11 +38,14 @@ export class CpuTokens implements Tokens {
   }
 }
 
-export type CpuOperand = QuantizedOperand;
+/** `pending`: the name of a bf16Operand no op has filled yet */
+export type CpuOperand = QuantizedOperand & { pending?: string };
 
 export interface CpuBackendOptions {
   /** GEMM worker threads (default: FP4LM_THREADS or all cores) */
   threads?: number;
+  /** hand out bf16Operand (default true): false casts every operand in quantize, as before */
+  bf16Operands?: boolean;
 }
 
 const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
@@ -50,9 +54,11 @@ export class CpuBackend implements Backend<CpuTensor, CpuTokens, CpuOperand> {
   readonly name = "cpu";
   private readonly pool: GemmPool;
   private readonly ropeTables = new Map<string, RopeTable>();
+  private readonly bf16Operands: boolean;
 
   constructor(opts: CpuBackendOptions = {}) {
     this.pool = GemmPool.create(opts.threads);
+    this.bf16Operands = opts.bf16Operands ?? true;
   }
 
   get threads(): number {
@@ -101,6 +107,22 @@ export class CpuBackend implements Backend<CpuTensor, CpuTokens, CpuOperand> {
 
   releaseOperand(_op: CpuOperand): void {}
 
+  bf16Operand(rows: number, cols: number, spec: OperandSpec, name: string): CpuOperand | null {
+    if (!this.bf16Operands || spec.format !== "bf16" || spec.rounding !== "rtn" || spec.rht) return null;
+    return { values: new Float32Array(rows * cols), rows, cols, spec, pending: name };
+  }
+
+  /** what quantize's bf16 branch does to x, into the operand an op was handed: check, copy, round */
+  private fillBf16(op: CpuOperand | null | undefined, x: CpuTensor, what: string): void {
+    if (!op) return;
+    if (op.pending === undefined) throw new Error(`${what}: its BF16 operand was filled already`);
+    if (op.rows * op.cols !== x.size) throw new RangeError(`${what}: a BF16 operand of ${op.rows}x${op.cols} for ${x.size} values`);
+    assertFinite(x.data, [op.rows, op.cols], op.pending);
+    op.values.set(x.data);
+    roundBf16InPlace(op.values);
+    delete op.pending;
+  }
+
   quantStats(x: CpuTensor, rows: number, cols: number, transpose: boolean, stream: OperandStream, op: CpuOperand): QuantStats {
     return operandStats(x.data, rows, cols, op.spec, transpose, stream);
   }
@@ -108,13 +130,15 @@ export class CpuBackend implements Backend<CpuTensor, CpuTokens, CpuOperand> {
   gemm(c: CpuTensor, a: CpuOperand, b: CpuOperand, accumulate: boolean): void {
     if (a.cols !== b.cols) throw new RangeError(`gemm: operands disagree on K: A is ${a.rows}x${a.cols}, B is ${b.rows}x${b.cols}`);
     if (c.size !== a.rows * b.rows) throw new RangeError(`gemm: C has ${c.size} elements, need ${a.rows}x${b.rows}`);
+    for (const o of [a, b]) if (o.pending !== undefined) throw new Error(`gemm: the BF16 operand ${o.pending} was never filled (bf16Operand without its op)`);
     this.pool.gemm(a.values, b.values, c.data, {
       M: a.rows, N: b.rows, K: a.cols, transA: false, transB: true, alpha: operandAlpha(a, b), beta: accumulate ? 1 : 0,
     });
   }
 
-  rmsnormForward(out: CpuTensor, rstd: CpuTensor, x: CpuTensor, w: CpuTensor, N: number, C: number, eps: number): void {
+  rmsnormForward(out: CpuTensor, rstd: CpuTensor, x: CpuTensor, w: CpuTensor, N: number, C: number, eps: number, bf16?: CpuOperand | null): void {
     rmsnormForward(out.data, rstd.data, x.data, w.data, N, C, eps);
+    this.fillBf16(bf16, out, "rmsnormForward");
   }
   rmsnormBackward(dx: CpuTensor, dw: CpuTensor, dout: CpuTensor, x: CpuTensor, w: CpuTensor, rstd: CpuTensor, N: number, C: number): void {
     rmsnormBackward(dx.data, dw.data, dout.data, x.data, w.data, rstd.data, N, C);
@@ -137,10 +161,11 @@ export class CpuBackend implements Backend<CpuTensor, CpuTokens, CpuOperand> {
     this.ropeForward(q, B, T, NH, HS, theta);
     this.ropeForward(k, B, T, NKV, HS, theta);
   }
-  qkvRopeConcat(dqkv: CpuTensor, dq: CpuTensor, dk: CpuTensor, dv: CpuTensor, B: number, T: number, NH: number, NKV: number, HS: number, theta: number): void {
+  qkvRopeConcat(dqkv: CpuTensor, dq: CpuTensor, dk: CpuTensor, dv: CpuTensor, B: number, T: number, NH: number, NKV: number, HS: number, theta: number, bf16?: CpuOperand | null): void {
     this.ropeBackward(dq, B, T, NH, HS, theta);
     this.ropeBackward(dk, B, T, NKV, HS, theta);
     this.concatColumns(dqkv, [dq, dk, dv], B * T, [NH * HS, NKV * HS, NKV * HS]);
+    this.fillBf16(bf16, dqkv, "qkvRopeConcat");
   }
 
   attentionPrecision(): string {
@@ -150,18 +175,21 @@ export class CpuBackend implements Backend<CpuTensor, CpuTokens, CpuOperand> {
   attentionSavedShape(B: number, T: number, NH: number): number[] {
     return [B, NH, T, T];
   }
-  attentionForward(out: CpuTensor, probs: CpuTensor, q: CpuTensor, k: CpuTensor, v: CpuTensor, B: number, T: number, NH: number, NKV: number, HS: number): void {
+  attentionForward(out: CpuTensor, probs: CpuTensor, q: CpuTensor, k: CpuTensor, v: CpuTensor, B: number, T: number, NH: number, NKV: number, HS: number, bf16?: CpuOperand | null): void {
     attentionForward(out.data, probs.data, q.data, k.data, v.data, B, T, NH, NKV, HS);
+    this.fillBf16(bf16, out, "attentionForward");
   }
   attentionBackward(dq: CpuTensor, dk: CpuTensor, dv: CpuTensor, dout: CpuTensor, q: CpuTensor, k: CpuTensor, v: CpuTensor, _out: CpuTensor, probs: CpuTensor, B: number, T: number, NH: number, NKV: number, HS: number): void {
     attentionBackward(dq.data, dk.data, dv.data, dout.data, q.data, k.data, v.data, probs.data, B, T, NH, NKV, HS);
   }
 
-  sqreluForward(out: CpuTensor, x: CpuTensor): void {
+  sqreluForward(out: CpuTensor, x: CpuTensor, bf16?: CpuOperand | null): void {
     sqreluForward(out.data, x.data, x.size);
+    this.fillBf16(bf16, out, "sqreluForward");
   }
-  sqreluBackward(dx: CpuTensor, dout: CpuTensor, x: CpuTensor): void {
+  sqreluBackward(dx: CpuTensor, dout: CpuTensor, x: CpuTensor, bf16?: CpuOperand | null): void {
     sqreluBackward(dx.data, dout.data, x.data, x.size);
+    this.fillBf16(bf16, dx, "sqreluBackward");
   }
   swigluForward(out: CpuTensor, gateUp: CpuTensor, rows: number, F: number): void {
     swigluForward(out.data, gateUp.data, rows, F);
@@ -202,12 +230,16 @@ export class CpuBackend implements Backend<CpuTensor, CpuTokens, CpuOperand> {
     embeddingBackward(dtable.data, dout.data, tokens.data, tokens.size, C, V);
   }
 
-  crossEntropy(losses: CpuTensor, dlogits: CpuTensor | null, logits: CpuTensor, targets: CpuTokens, V: number, scale: number): number {
-    return crossEntropyForwardBackward(losses.data, dlogits ? dlogits.data : null, logits.data, targets.data, targets.size, V, scale);
+  crossEntropy(losses: CpuTensor, dlogits: CpuTensor | null, logits: CpuTensor, targets: CpuTokens, V: number, scale: number, bf16?: CpuOperand | null): number {
+    if (bf16 && !dlogits) throw new RangeError("crossEntropy: a BF16 operand of dlogits needs dlogits");
+    const loss = crossEntropyForwardBackward(losses.data, dlogits ? dlogits.data : null, logits.data, targets.data, targets.size, V, scale);
+    if (dlogits) this.fillBf16(bf16, dlogits, "crossEntropy");
+    return loss;
   }
 
-  add(out: CpuTensor, a: CpuTensor, b: CpuTensor): void {
+  add(out: CpuTensor, a: CpuTensor, b: CpuTensor, bf16?: CpuOperand | null): void {
     addInto(out.data, a.data, b.data, out.size);
+    this.fillBf16(bf16, out, "add");
   }
   accumulate(dst: CpuTensor, src: CpuTensor): void {
     accumulate(dst.data, src.data, dst.size);

@@ -60,6 +60,8 @@ export interface CudaOperand extends Operand {
   amaxPtr?: bigint;
   /** handles to the same storage (shareOperand): it is freed when the last one is consumed */
   shared?: { refs: number };
+  /** a bf16Operand no op has filled yet: its name (for the non-finite check the filling op runs) */
+  pending?: string;
 }
 
 /** Everything one quantized operand produced, for byte-level parity tests. */
@@ -110,6 +112,12 @@ export interface CudaBackendOptions {
    * oracle's path). Environment: FP4LM_FP8_GEMM=tensor-cores|emulated.
    */
   fp8Gemm?: Fp8GemmMode;
+  /**
+   * Whether the ops that write a BF16 GEMM operand's tensor write the operand too (bf16Operand;
+   * default true with the fast kernels): false casts every operand in quantize, with the same bits
+   * (for A/B timing and the GPU test that compares the two). Environment: FP4LM_BF16_OPERANDS=0.
+   */
+  bf16Operands?: boolean;
 }
 
 export type OpsKernels = "fast" | "plain";
@@ -140,6 +148,7 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
   private readonly attentionMode: "bf16" | "fp32";
   private quantKernels: QuantKernels;
   private readonly opsKernels: OpsKernels;
+  private readonly bf16Operands: boolean;
   /** multi-tensor tables on the device (optim.cu's MtTensor rows), by the parameter list's pointers */
   private readonly mtTables = new Map<string, { ptr: bigint; count: number; blocks: number }>();
   /** device FP32 [alpha, 0, 1]: the NVFP4 GEMM's alpha (written per GEMM on the stream) and the two betas */
@@ -155,6 +164,7 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     const ok = opts.opsKernels ?? process.env.FP4LM_OPS_KERNELS ?? "fast";
     if (ok !== "fast" && ok !== "plain") throw new RangeError(`FP4LM_OPS_KERNELS must be fast or plain, got ${JSON.stringify(ok)}`);
     this.opsKernels = ok;
+    this.bf16Operands = opts.bf16Operands ?? process.env.FP4LM_BF16_OPERANDS !== "0";
     this.drv = getDriver();
     const info = this.drv.useDevice(opts.device ?? 0);
     this.name = `cuda:${opts.device ?? 0} (${info.name})`;
@@ -515,7 +525,6 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     return out;
   }
 
-  /** Free an operand that will not reach a GEMM. */
   /** Another handle to a BF16/FP32 operand's storage, read transposed when asked (see the contract). */
   shareOperand(op: CudaOperand, transpose: boolean): CudaOperand | null {
     const s = op.spec;
@@ -524,6 +533,38 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     op.shared ??= { refs: 1 };
     op.shared.refs++;
     return transpose ? { ...op, rows: op.cols, cols: op.rows, transposed: !op.transposed } : { ...op };
+  }
+
+  /**
+   * An empty BF16 operand of x (rows, cols) for the op writing x (see the contract); null with
+   * FP4LM_OPS_KERNELS=plain or FP4LM_BF16_OPERANDS=0 (every operand cast, as before) and for specs
+   * other than bf16 RTN.
+   */
+  bf16Operand(rows: number, cols: number, spec: OperandSpec, name: string): CudaOperand | null {
+    if (this.opsKernels === "plain" || !this.bf16Operands || spec.format !== "bf16" || spec.rounding !== "rtn" || spec.rht) return null;
+    return { rows, cols, spec, ptr: this.scratch(rows * cols * 2), dtype: "bf16", pending: name };
+  }
+
+  /** the non-finite check slot for filling `op` from a tensor of n elements (its name's); the operand counts as filled from here */
+  private fillSlot(op: CudaOperand, n: number, what: string): bigint {
+    if (op.pending === undefined) throw new Error(`${what}: its BF16 operand was filled already`);
+    if (op.rows * op.cols !== n) throw new RangeError(`${what}: a BF16 operand of ${op.rows}x${op.cols} for ${n} values`);
+    const slot = this.checkSlot(op.rows, op.cols, op.pending);
+    delete op.pending;
+    return slot;
+  }
+
+  /** fill `op` from x with the cast kernel: where the op's own kernel cannot write it (shapes, alignment) */
+  private castInto(op: CudaOperand | null | undefined, x: CudaTensor, what: string): void {
+    if (!op) return;
+    const slot = this.fillSlot(op, x.size, what);
+    this.castOperand("cast_bf16_f32", x, op.rows, op.cols, false, op.ptr, slot);
+    this.checked();
+  }
+
+  /** the operand's storage as a kernel's BF16 output (8-byte aligned: allocator blocks are) and its check slot */
+  private bf16Out(op: CudaOperand, n: number, what: string): KernelArg[] {
+    return [ptr(op.ptr), ptr(this.fillSlot(op, n, what))];
   }
 
   releaseOperand(op: CudaOperand): void {
@@ -542,6 +583,7 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     if (a.cols !== b.cols) throw new RangeError(`gemm: operands disagree on K: A is ${a.rows}x${a.cols}, B is ${b.rows}x${b.cols}`);
     if (c.size !== a.rows * b.rows) throw new RangeError(`gemm: C has ${c.size} elements, need ${a.rows}x${b.rows}`);
     // FP8 operands kept for the tensor cores: fp8.ts runs the GEMM there, or dequantizes them and comes back here
+    for (const o of [a, b]) if (o.pending !== undefined) throw new Error(`gemm: the BF16 operand ${o.pending} was never filled (bf16Operand without its op)`);
     if (isFp8Operand(a) || isFp8Operand(b)) return this.fp8.gemm(c.ptr, a, b, accumulate, (a2, b2) => this.gemm(c, a2, b2, accumulate));
     if (a.dtype !== b.dtype) throw new RangeError(`gemm: operand types differ (${a.dtype} × ${b.dtype})`);
     if ((a.amaxPtr === undefined) !== (b.amaxPtr === undefined)) throw new RangeError("gemm: one NVFP4 operand and one of another format");
@@ -575,8 +617,11 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
 
   // --- ops -------------------------------------------------------------------------------
 
-  rmsnormForward(out: CudaTensor, rstd: CudaTensor, x: CudaTensor, w: CudaTensor, N: number, C: number, eps: number): void {
-    this.launch("rmsnorm.cu", "rmsnorm_forward", [Math.ceil(N / 8), 1, 1], B256, 0, [ptr(out.ptr), ptr(rstd.ptr), ptr(x.ptr), ptr(w.ptr), i32(N), i32(C), f32(eps)]);
+  rmsnormForward(out: CudaTensor, rstd: CudaTensor, x: CudaTensor, w: CudaTensor, N: number, C: number, eps: number, bf16?: CudaOperand | null): void {
+    const args = [ptr(out.ptr), ptr(rstd.ptr), ptr(x.ptr), ptr(w.ptr), i32(N), i32(C), f32(eps)];
+    if (!bf16) return this.launch("rmsnorm.cu", "rmsnorm_forward", [Math.ceil(N / 8), 1, 1], B256, 0, args);
+    this.launch("rmsnorm.cu", "rmsnorm_forward_bf16", [Math.ceil(N / 8), 1, 1], B256, 0, [...args, ...this.bf16Out(bf16, out.size, "rmsnormForward")]);
+    this.checked();
   }
 
   rmsnormBackward(dx: CudaTensor, dw: CudaTensor, dout: CudaTensor, x: CudaTensor, w: CudaTensor, rstd: CudaTensor, N: number, C: number): void {
@@ -633,17 +678,20 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     ]);
   }
 
-  qkvRopeConcat(dqkv: CudaTensor, dq: CudaTensor, dk: CudaTensor, dv: CudaTensor, B: number, T: number, NH: number, NKV: number, HS: number, theta: number): void {
+  qkvRopeConcat(dqkv: CudaTensor, dq: CudaTensor, dk: CudaTensor, dv: CudaTensor, B: number, T: number, NH: number, NKV: number, HS: number, theta: number, bf16?: CudaOperand | null): void {
     if (!this.fusedQkv(HS, dqkv, dq, dk, dv)) {
       this.ropeBackward(dq, B, T, NH, HS, theta);
       this.ropeBackward(dk, B, T, NKV, HS, theta);
       this.concatColumns(dqkv, [dq, dk, dv], B * T, [NH * HS, NKV * HS, NKV * HS]);
+      this.castInto(bf16, dqkv, "qkvRopeConcat");
       return;
     }
     const t = this.rope(T, HS, theta);
-    this.launch("rope.cu", "qkv_rope_concat", grid1((B * T * (NH + 2 * NKV) * HS) / 8), B256, 0, [
-      ptr(dqkv.ptr), ptr(dq.ptr), ptr(dk.ptr), ptr(dv.ptr), ptr(t.cos), ptr(t.sin), i32(B), i32(T), i32(NH), i32(NKV), i32(HS),
-    ]);
+    const args = [ptr(dqkv.ptr), ptr(dq.ptr), ptr(dk.ptr), ptr(dv.ptr), ptr(t.cos), ptr(t.sin), i32(B), i32(T), i32(NH), i32(NKV), i32(HS)];
+    const grid = grid1((B * T * (NH + 2 * NKV) * HS) / 8);
+    if (!bf16) return this.launch("rope.cu", "qkv_rope_concat", grid, B256, 0, args);
+    this.launch("rope.cu", "qkv_rope_concat_bf16", grid, B256, 0, [...args, ...this.bf16Out(bf16, dqkv.size, "qkvRopeConcat")]);
+    this.checked();
   }
 
   /** Flash kernels (online softmax, no T×T matrix) exist for head sizes 64 and 128. */
@@ -686,15 +734,22 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     return p;
   }
 
-  attentionForward(out: CudaTensor, probs: CudaTensor, q: CudaTensor, k: CudaTensor, v: CudaTensor, B: number, T: number, NH: number, NKV: number, HS: number): void {
-    if (this.mma(HS) && this.asyncAttention(q, k, v)) {
+  attentionForward(out: CudaTensor, probs: CudaTensor, q: CudaTensor, k: CudaTensor, v: CudaTensor, B: number, T: number, NH: number, NKV: number, HS: number, bf16?: CudaOperand | null): void {
+    if (this.mma(HS) && this.asyncAttention(q, k, v, ...(bf16 ? [out] : []))) {
       const [q16, k16, v16] = [q, k, v].map((t) => this.attentionBf16(t));
-      this.launch("attention-mma-async.cu", `attention_mma_async_forward_hs${HS}`, [Math.ceil(T / 64), NH, B], [128, 1, 1], 0, [
-        ptr(out.ptr), ptr(probs.ptr), ptr(q16), ptr(k16), ptr(v16), i32(B), i32(T), i32(NH), i32(NKV),
-      ]);
+      const args = [ptr(out.ptr), ptr(probs.ptr), ptr(q16), ptr(k16), ptr(v16), i32(B), i32(T), i32(NH), i32(NKV)];
+      // with an operand to fill, the kernel's epilogue writes the output projection's BF16 operand beside out
+      if (bf16) this.launch("attention-mma-async.cu", `attention_mma_async_forward_out16_hs${HS}`, [Math.ceil(T / 64), NH, B], [128, 1, 1], 0, [...args, ...this.bf16Out(bf16, out.size, "attentionForward")]);
+      else this.launch("attention-mma-async.cu", `attention_mma_async_forward_hs${HS}`, [Math.ceil(T / 64), NH, B], [128, 1, 1], 0, args);
+      this.checked();
       this.release(q16, k16, v16);
       return;
     }
+    this.attentionForwardUnfused(out, probs, q, k, v, B, T, NH, NKV, HS);
+    this.castInto(bf16, out, "attentionForward");
+  }
+
+  private attentionForwardUnfused(out: CudaTensor, probs: CudaTensor, q: CudaTensor, k: CudaTensor, v: CudaTensor, B: number, T: number, NH: number, NKV: number, HS: number): void {
     if (this.mma(HS)) {
       this.launch("attention-mma.cu", `attention_mma_forward_hs${HS}`, [Math.ceil(T / 64), NH, B], [128, 1, 1], 0, [
         ptr(out.ptr), ptr(probs.ptr), ptr(q.ptr), ptr(k.ptr), ptr(v.ptr), i32(B), i32(T), i32(NH), i32(NKV),
@@ -761,14 +816,28 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     return this.opsKernels === "fast" && ts.every((t) => (t.ptr & 15n) === 0n) ? [`${name}_v4`, grid1(n, 1024)] : [name, grid1(n)];
   }
 
-  sqreluForward(out: CudaTensor, x: CudaTensor): void {
-    const [k, grid] = this.v4("sqrelu_forward", x, out);
-    this.launch("elementwise.cu", k, grid, B256, 0, [ptr(out.ptr), ptr(x.ptr), i64(x.size)]);
+  /**
+   * An elementwise kernel of elementwise.cu: its `_bf16` twin when there is an operand to fill and
+   * the `_v4` kernel runs (it writes the operand beside the FP32 output), else the kernel chosen as
+   * before and, for an operand, the cast into it.
+   */
+  private elementwise(name: string, out: CudaTensor, ins: CudaTensor[], args: KernelArg[], bf16: CudaOperand | null | undefined, what: string): void {
+    const [k, grid] = this.v4(name, out, ...ins);
+    if (bf16 && k.endsWith("_v4")) {
+      this.launch("elementwise.cu", `${name}_bf16`, grid, B256, 0, [...args, ...this.bf16Out(bf16, out.size, what)]);
+      this.checked();
+      return;
+    }
+    this.launch("elementwise.cu", k, grid, B256, 0, args);
+    this.castInto(bf16, out, what);
   }
 
-  sqreluBackward(dx: CudaTensor, dout: CudaTensor, x: CudaTensor): void {
-    const [k, grid] = this.v4("sqrelu_backward", x, dx, dout);
-    this.launch("elementwise.cu", k, grid, B256, 0, [ptr(dx.ptr), ptr(dout.ptr), ptr(x.ptr), i64(x.size)]);
+  sqreluForward(out: CudaTensor, x: CudaTensor, bf16?: CudaOperand | null): void {
+    this.elementwise("sqrelu_forward", out, [x], [ptr(out.ptr), ptr(x.ptr), i64(x.size)], bf16, "sqreluForward");
+  }
+
+  sqreluBackward(dx: CudaTensor, dout: CudaTensor, x: CudaTensor, bf16?: CudaOperand | null): void {
+    this.elementwise("sqrelu_backward", dx, [x, dout], [ptr(dx.ptr), ptr(dout.ptr), ptr(x.ptr), i64(x.size)], bf16, "sqreluBackward");
   }
 
   swigluForward(out: CudaTensor, gateUp: CudaTensor, rows: number, F: number): void {
@@ -837,14 +906,21 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     this.tokenError("embeddingBackward", err, tokens, V);
   }
 
-  crossEntropy(losses: CudaTensor, dlogits: CudaTensor | null, logits: CudaTensor, targets: CudaTokens, V: number, scale: number): number {
+  crossEntropy(losses: CudaTensor, dlogits: CudaTensor | null, logits: CudaTensor, targets: CudaTokens, V: number, scale: number, bf16?: CudaOperand | null): number {
+    if (bf16 && !dlogits) throw new RangeError("crossEntropy: a BF16 operand of dlogits needs dlogits");
     const N = targets.size;
     const err = this.errFlag();
     // one read of each row through shared memory where the row fits (V·4 B + the 128 B static ≤ 227 KB)
     const smem = this.opsKernels === "fast" && V % 4 === 0 && V * 4 + 128 <= 232448 && (logits.ptr & 15n) === 0n && ((dlogits?.ptr ?? 0n) & 15n) === 0n;
-    this.launch("cross-entropy.cu", smem ? "cross_entropy_forward_backward_smem" : "cross_entropy_forward_backward", [N, 1, 1], [1024, 1, 1], smem ? V * 4 : 0, [
-      ptr(losses.ptr), ptr(dlogits ? dlogits.ptr : 0n), ptr(logits.ptr), ptr(targets.ptr), i32(N), i32(V), f32(scale), ptr(err),
-    ]);
+    const args = [ptr(losses.ptr), ptr(dlogits ? dlogits.ptr : 0n), ptr(logits.ptr), ptr(targets.ptr), i32(N), i32(V), f32(scale), ptr(err)];
+    if (smem && bf16 && dlogits) {
+      // the head's gradient operand written by the kernel that makes dlogits (B·T·V: the largest cast of a step)
+      this.launch("cross-entropy.cu", "cross_entropy_forward_backward_smem_bf16", [N, 1, 1], [1024, 1, 1], V * 4, [...args, ...this.bf16Out(bf16, dlogits.size, "crossEntropy")]);
+      this.checked();
+    } else {
+      this.launch("cross-entropy.cu", smem ? "cross_entropy_forward_backward_smem" : "cross_entropy_forward_backward", [N, 1, 1], [1024, 1, 1], smem ? V * 4 : 0, args);
+      if (dlogits) this.castInto(bf16, dlogits, "crossEntropy");
+    }
     const P = Math.min(Math.ceil(N / 1024), 256);
     const partials = this.scratch(P * 8), mean = this.scratch(8);
     this.launch("cross-entropy.cu", "cross_entropy_mean_partials", [P, 1, 1], B256, 0, [ptr(partials), ptr(losses.ptr), i32(N)]);
@@ -856,9 +932,8 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     return m;
   }
 
-  add(out: CudaTensor, a: CudaTensor, b: CudaTensor): void {
-    const [k, grid] = this.v4("add", out, a, b);
-    this.launch("elementwise.cu", k, grid, B256, 0, [ptr(out.ptr), ptr(a.ptr), ptr(b.ptr), i64(out.size)]);
+  add(out: CudaTensor, a: CudaTensor, b: CudaTensor, bf16?: CudaOperand | null): void {
+    this.elementwise("add", out, [a, b], [ptr(out.ptr), ptr(a.ptr), ptr(b.ptr), i64(out.size)], bf16, "add");
   }
 
   accumulate(dst: CudaTensor, src: CudaTensor): void {

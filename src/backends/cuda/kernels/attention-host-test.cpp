@@ -154,6 +154,14 @@ static inline void aa_cp_commit() {}
 template <int N>
 static inline void aa_cp_wait() {}
 
+static std::mutex g_atomic;
+static inline unsigned long long atomicMin(unsigned long long* a, unsigned long long v) {
+  std::lock_guard<std::mutex> l(g_atomic);
+  const unsigned long long old = *a;
+  if (v < old) *a = v;
+  return old;
+}
+
 #define FP4LM_SIMT_SHIM 1
 using std::min;
 #include "attention-mma.cu"
@@ -247,6 +255,25 @@ static void run_case(int B, int T, int NH, int NKV) {
   launch(gq, 128, [&] { attention_mma_async_forward_hs64(out4.data(), lse4.data(), q16.data(), k16.data(), v16.data(), B, T, NH, NKV); });
   launch(gq, 128, [&] { attention_mma_async_backward_dq_hs64(dq4.data(), d16.data(), q16.data(), k16.data(), v16.data(), lse3.data(), D.data(), B, T, NH, NKV); });
   launch(gkv, 128, [&] { attention_mma_async_backward_dkv_hs64(dk4.data(), dv4.data(), d16.data(), q16.data(), k16.data(), v16.data(), lse3.data(), D.data(), B, T, NH, NKV); });
+  // the variant that also writes the output projection's BF16 operand and its non-finite check
+  std::vector<float> out5(nq), lse5(lse3.size());
+  std::vector<unsigned short> o16(nq);
+  unsigned long long bad = ~0ull;
+  launch(gq, 128, [&] { attention_mma_async_forward_out16_hs64(out5.data(), lse5.data(), q16.data(), k16.data(), v16.data(), B, T, NH, NKV, o16.data(), &bad); });
+  expect(same_bits(out5, out4) && same_bits(lse5, lse4), "out16 variant: out, lse = the plain forward's", tag);
+  bool rne = true;
+  for (size_t i = 0; i < nq; i++) rne = rne && o16[i] == bf16_rne(out4[i]);
+  expect(rne, "out16 = RNE(out)", tag);
+  expect(bad == ~0ull, "no non-finite value reported", tag);
+  {
+    // a NaN in v (key 5, column 3 of KV head 0) turns part of out NaN: the slot holds the first such element and its bits, as the cast's check
+    auto vbad = v16;
+    vbad[(size_t)5 * NKV * HS + 3] = 0x7fc0;
+    launch(gq, 128, [&] { attention_mma_async_forward_out16_hs64(out5.data(), lse5.data(), q16.data(), k16.data(), vbad.data(), B, T, NH, NKV, o16.data(), &bad); });
+    size_t first = 0;
+    while (first < nq && std::isfinite(out5[first])) first++;
+    expect(first < nq && bad == (((unsigned long long)first << 32) | __float_as_uint(out5[first])), "the first NaN of out reported", tag);
+  }
   expect(same_bits(out4, out3), "out v4 = v3", tag);
   expect(same_bits(lse4, lse3), "lse v4 = v3", tag);
   expect(same_bits(dq4, dq3), "dq v4 = v3", tag);
@@ -306,6 +333,6 @@ int main() {
     printf("%d failures\n", failures);
     return 1;
   }
-  printf("attention host run: v4 = v3 bit for bit on every case, both within 1e-2 of float64\n");
+  printf("attention host run: v4 = v3 bit for bit on every case (its BF16-output variant too, out16 = RNE(out), the first NaN reported), both within 1e-2 of float64\n");
   return 0;
 }

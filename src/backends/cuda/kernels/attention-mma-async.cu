@@ -28,6 +28,7 @@
 #include <cuda_bf16.h>
 #endif
 #include "ops-common.cuh"
+#include "bf16-out.cuh"
 
 #define AA_T 64     // rows per tile
 #define AA_NT 128   // threads per block
@@ -131,6 +132,29 @@ __device__ __forceinline__ void aa_store(float* dst, long long stride, int nrows
   }
 }
 
+/** the same rows → dst16 (BF16 of the same FP32 values, bf16-out.cuh) at flat index base + row·stride + column, checked into `bad` */
+__device__ __forceinline__ void aa_store16(unsigned short* dst16, unsigned long long* bad, long long base, long long stride, int nrows, int row0, const float acc[8][4], float mulA,
+                                           float mulB, int g, int c) {
+  const int rA = row0 + g, rB = rA + 8;
+#pragma unroll
+  for (int n = 0; n < 8; n++) {
+    if (rA < nrows) {
+      const float x0 = acc[n][0] * mulA, x1 = acc[n][1] * mulA;
+      const long long e = base + rA * stride + n * 8 + 2 * c;
+      note_nonfinite(bad, e, x0);
+      note_nonfinite(bad, e + 1, x1);
+      *reinterpret_cast<aa_u32*>(dst16 + e) = bf16_out_bits(x0) | ((aa_u32)bf16_out_bits(x1) << 16);
+    }
+    if (rB < nrows) {
+      const float x0 = acc[n][2] * mulB, x1 = acc[n][3] * mulB;
+      const long long e = base + rB * stride + n * 8 + 2 * c;
+      note_nonfinite(bad, e, x0);
+      note_nonfinite(bad, e + 1, x1);
+      *reinterpret_cast<aa_u32*>(dst16 + e) = bf16_out_bits(x0) | ((aa_u32)bf16_out_bits(x1) << 16);
+    }
+  }
+}
+
 /**
  * attention_bf16_cast(const float4* x, long long n4, uint2* out)
  *   out (4·n4 BF16) = RNE(x): the operands of the kernels below. grid: ceil(n4 / 256) (may be
@@ -143,14 +167,8 @@ extern "C" __global__ void attention_bf16_cast(const float4* x, long long n4, ui
   }
 }
 
-/**
- * attention_mma_async_forward_hs64(float* out, float* lse, const aa_bf16* q, const aa_bf16* k,
- *                                  const aa_bf16* v, int B, int T, int NH, int NKV)
- *   As attention_mma_forward_hs64 with BF16 q (B,T,NH,64), k, v (B,T,NKV,64). grid: (ceil(T/64),
- *   NH, B); block: 128; shared: static 45 KB (Q, two K and two V tiles).
- */
-extern "C" __global__ void __launch_bounds__(AA_NT) attention_mma_async_forward_hs64(float* out, float* lse, const aa_bf16* q, const aa_bf16* k, const aa_bf16* v, int B, int Tlen,
-                                                                                     int NH, int NKV) {
+__device__ __forceinline__ void aa_forward_impl(float* out, float* lse, const aa_bf16* q, const aa_bf16* k, const aa_bf16* v, int B, int Tlen, int NH, int NKV,
+                                                unsigned short* out16, unsigned long long* bad) {
   constexpr int HS = 64;
   __shared__ __align__(16) aa_bf16 Qs[AA_T * AA_LD];
   __shared__ __align__(16) aa_bf16 Ks[2][AA_T * AA_LD];
@@ -235,12 +253,35 @@ extern "C" __global__ void __launch_bounds__(AA_NT) attention_mma_async_forward_
   lB += __shfl_xor_sync(FP4LM_FULL_MASK, lB, 2);
   float* outBase = out + ((long long)b * Tlen + q0) * qStride + (long long)h * HS;
   aa_store(outBase, qStride, Tlen - q0, warp * 16, o, 1.0f / lA, 1.0f / lB, g, c);
+  if (out16 != nullptr) aa_store16(out16, bad, ((long long)b * Tlen + q0) * qStride + (long long)h * HS, qStride, Tlen - q0, warp * 16, o, 1.0f / lA, 1.0f / lB, g, c);
   if (c == 0) {
     const float ln2 = 0.6931471805599453f;
     float* L = lse + ((long long)b * NH + h) * Tlen;
     if (rA < Tlen) L[rA] = (mA + log2f(lA)) * ln2;
     if (rB < Tlen) L[rB] = (mB + log2f(lB)) * ln2;
   }
+}
+
+/**
+ * attention_mma_async_forward_hs64(float* out, float* lse, const aa_bf16* q, const aa_bf16* k,
+ *                                  const aa_bf16* v, int B, int T, int NH, int NKV)
+ *   As attention_mma_forward_hs64 with BF16 q (B,T,NH,64), k, v (B,T,NKV,64). grid: (ceil(T/64),
+ *   NH, B); block: 128; shared: static 45 KB (Q, two K and two V tiles).
+ */
+extern "C" __global__ void __launch_bounds__(AA_NT) attention_mma_async_forward_hs64(float* out, float* lse, const aa_bf16* q, const aa_bf16* k, const aa_bf16* v, int B, int Tlen,
+                                                                                     int NH, int NKV) {
+  aa_forward_impl(out, lse, q, k, v, B, Tlen, NH, NKV, nullptr, nullptr);
+}
+
+/**
+ * attention_mma_async_forward_out16_hs64(float* out, float* lse, const aa_bf16* q, const aa_bf16* k,
+ *                                        const aa_bf16* v, int B, int T, int NH, int NKV, unsigned short* out16, unsigned long long* bad)
+ *   attention_mma_async_forward_hs64 (same launch and bits) and out16 (B·T, NH·64) = BF16(out) with
+ *   out's non-finite check into `bad` (bf16-out.cuh): the output projection's operand without a cast.
+ */
+extern "C" __global__ void __launch_bounds__(AA_NT) attention_mma_async_forward_out16_hs64(float* out, float* lse, const aa_bf16* q, const aa_bf16* k, const aa_bf16* v, int B,
+                                                                                           int Tlen, int NH, int NKV, unsigned short* out16, unsigned long long* bad) {
+  aa_forward_impl(out, lse, q, k, v, B, Tlen, NH, NKV, out16, bad);
 }
 
 /**

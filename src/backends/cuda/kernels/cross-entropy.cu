@@ -18,6 +18,7 @@
  * throws before anyone reads them).
  */
 #include "ops-common.cuh"
+#include "bf16-out.cuh"
 
 /** (m, s) ⊕ (m2, s2): the online-softmax merge; an empty side (m = −inf) contributes nothing. */
 __device__ __forceinline__ void softmax_merge(float& m, float& s, float m2, float s2) {
@@ -129,8 +130,8 @@ extern "C" __global__ void cross_entropy_mean_final(double* mean, const double* 
  *   of the row. V % 4 == 0 and logits/dlogits 16-byte aligned. grid: N; block: 1024; shared:
  *   dynamic V·4 bytes (set the function's max dynamic shared size above 48 KB) + 128 B static.
  */
-extern "C" __global__ void __launch_bounds__(1024) cross_entropy_forward_backward_smem(float* losses, float* dlogits, const float* logits, const int* targets, int N, int V,
-                                                                                       float scale, int* err) {
+__device__ __forceinline__ void cross_entropy_smem_impl(float* losses, float* dlogits, const float* logits, const int* targets, int N, int V, float scale, int* err,
+                                                        unsigned short* dlogits16, unsigned long long* bad) {
   extern __shared__ float4 row_sh[];  // (V/4)
   __shared__ float red[32];
   const int n = blockIdx.x;
@@ -174,7 +175,27 @@ extern "C" __global__ void __launch_bounds__(1024) cross_entropy_forward_backwar
   for (int i = tid; i < V4; i += nt) {
     const float4 x = row_sh[i];
     const int j = 4 * i;
-    drow[i] = make_float4((expf(x.x - m) * inv - (j == tgt ? 1.0f : 0.0f)) * scale, (expf(x.y - m) * inv - (j + 1 == tgt ? 1.0f : 0.0f)) * scale,
-                          (expf(x.z - m) * inv - (j + 2 == tgt ? 1.0f : 0.0f)) * scale, (expf(x.w - m) * inv - (j + 3 == tgt ? 1.0f : 0.0f)) * scale);
+    const float4 d = make_float4((expf(x.x - m) * inv - (j == tgt ? 1.0f : 0.0f)) * scale, (expf(x.y - m) * inv - (j + 1 == tgt ? 1.0f : 0.0f)) * scale,
+                                 (expf(x.z - m) * inv - (j + 2 == tgt ? 1.0f : 0.0f)) * scale, (expf(x.w - m) * inv - (j + 3 == tgt ? 1.0f : 0.0f)) * scale);
+    drow[i] = d;
+    if (dlogits16 != nullptr) bf16_out4(dlogits16, bad, (long long)n * V + j, d);
   }
+}
+
+extern "C" __global__ void __launch_bounds__(1024) cross_entropy_forward_backward_smem(float* losses, float* dlogits, const float* logits, const int* targets, int N, int V,
+                                                                                       float scale, int* err) {
+  cross_entropy_smem_impl(losses, dlogits, logits, targets, N, V, scale, err, nullptr, nullptr);
+}
+
+/**
+ * cross_entropy_forward_backward_smem_bf16(float* losses, float* dlogits, const float* logits, const int* targets,
+ *                                          int N, int V, float scale, int* err, unsigned short* dlogits16, unsigned long long* bad)
+ *   cross_entropy_forward_backward_smem (same launch and bits; dlogits not null) and dlogits16 (N, V)
+ *   = BF16(dlogits) with dlogits' non-finite check into `bad` (bf16-out.cuh): the head's Dgrad/Wgrad
+ *   operand without a cast (the largest of a step: B·T·V). A bad target's row is left as the FP32 one.
+ */
+extern "C" __global__ void __launch_bounds__(1024) cross_entropy_forward_backward_smem_bf16(float* losses, float* dlogits, const float* logits, const int* targets, int N,
+                                                                                            int V, float scale, int* err, unsigned short* dlogits16,
+                                                                                            unsigned long long* bad) {
+  cross_entropy_smem_impl(losses, dlogits, logits, targets, N, V, scale, err, dlogits16, bad);
 }

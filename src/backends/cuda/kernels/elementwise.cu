@@ -6,8 +6,11 @@
  * same thread, so outputs may alias inputs wherever the oracle allows it. The `_v4` kernels do the
  * same per-element arithmetic four elements per thread (16-byte loads and stores, a scalar tail
  * when n is not a multiple of 4; pointers 16-byte aligned, which the host checks): same bits.
+ * The `_bf16` kernels are the `_v4` ones that also write the next GEMM's BF16 operand of their
+ * output and its non-finite check (bf16-out.cuh), so no cast reads the output again.
  */
 #include "ops-common.cuh"
+#include "bf16-out.cuh"
 
 #define GRID_STRIDE(i, n) for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (long long)gridDim.x * blockDim.x)
 
@@ -156,6 +159,64 @@ extern "C" __global__ void accumulate_v4(float* dst, const float* src, long long
       ST4(dst, i, make_float4(u.x + v.x, u.y + v.y, u.z + v.z, u.w + v.w));
     } else {
       for (long long j = i; j < n; j++) dst[j] = dst[j] + src[j];
+    }
+  }
+}
+
+/**
+ * sqrelu_forward_bf16(float* out, const float* x, long long n, unsigned short* out16, unsigned long long* bad)
+ * sqrelu_backward_bf16(float* dx, const float* dout, const float* x, long long n, unsigned short* dx16, unsigned long long* bad)
+ * add_bf16(float* out, const float* a, const float* b, long long n, unsigned short* out16, unsigned long long* bad)
+ *   As the `_v4` kernels (same launch, aliasing and FP32 bits), plus out16 (n) = BF16 of the FP32
+ *   output and its non-finite check into `bad`. out16 8-byte aligned.
+ */
+extern "C" __global__ void sqrelu_forward_bf16(float* out, const float* x, long long n, unsigned short* out16, unsigned long long* bad) {
+  GRID_STRIDE_V4(i, n) {
+    if (i + 3 < n) {
+      const float4 v = LD4(x, i);
+      const float4 y = make_float4(sqrelu_f(v.x), sqrelu_f(v.y), sqrelu_f(v.z), sqrelu_f(v.w));
+      ST4(out, i, y);
+      bf16_out4(out16, bad, i, y);
+    } else {
+      for (long long j = i; j < n; j++) {
+        const float y = sqrelu_f(x[j]);
+        out[j] = y;
+        bf16_out1(out16, bad, j, y);
+      }
+    }
+  }
+}
+
+extern "C" __global__ void sqrelu_backward_bf16(float* dx, const float* dout, const float* x, long long n, unsigned short* dx16, unsigned long long* bad) {
+  GRID_STRIDE_V4(i, n) {
+    if (i + 3 < n) {
+      const float4 v = LD4(x, i), d = LD4(dout, i);
+      const float4 y = make_float4(sqrelu_grad_f(v.x, d.x), sqrelu_grad_f(v.y, d.y), sqrelu_grad_f(v.z, d.z), sqrelu_grad_f(v.w, d.w));
+      ST4(dx, i, y);
+      bf16_out4(dx16, bad, i, y);
+    } else {
+      for (long long j = i; j < n; j++) {
+        const float y = sqrelu_grad_f(x[j], dout[j]);
+        dx[j] = y;
+        bf16_out1(dx16, bad, j, y);
+      }
+    }
+  }
+}
+
+extern "C" __global__ void add_bf16(float* out, const float* a, const float* b, long long n, unsigned short* out16, unsigned long long* bad) {
+  GRID_STRIDE_V4(i, n) {
+    if (i + 3 < n) {
+      const float4 u = LD4(a, i), v = LD4(b, i);
+      const float4 y = make_float4(u.x + v.x, u.y + v.y, u.z + v.z, u.w + v.w);
+      ST4(out, i, y);
+      bf16_out4(out16, bad, i, y);
+    } else {
+      for (long long j = i; j < n; j++) {
+        const float y = a[j] + b[j];
+        out[j] = y;
+        bf16_out1(out16, bad, j, y);
+      }
     }
   }
 }

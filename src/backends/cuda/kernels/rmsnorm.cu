@@ -3,7 +3,7 @@
  * out = x · rstd · weight, rstd = 1 / sqrt(mean(x²) + eps) per row (Hugging Face LlamaRMSNorm;
  * Zhang & Sennrich 2019, arXiv 1910.07467). Row sums are fp32 (fixed-order warp/block trees);
  * dweight's sum over rows is float64, like the oracle's, because it runs over B·T rows and
- * cancels. Not fused with the residual add or the next GEMM's quantizer (later work).
+ * cancels. rmsnorm_forward_bf16 also writes the next GEMM's BF16 operand of out (bf16-out.cuh).
  * Activations are a template type T (float now, bf16 later); weight, rstd, dweight stay fp32.
  *
  * Gradient convention (backend.ts): dx is OVERWRITTEN, dweight is ACCUMULATED (+=). dweight is
@@ -11,9 +11,11 @@
  * rmsnorm_dweight_reduce adds the partials in block order and then adds the total to dweight.
  */
 #include "ops-common.cuh"
+#include "bf16-out.cuh"
 
 template <typename T>
-__device__ __forceinline__ void rmsnorm_forward_impl(T* out, float* rstd, const T* x, const float* weight, int N, int C, float eps) {
+__device__ __forceinline__ void rmsnorm_forward_impl(T* out, float* rstd, const T* x, const float* weight, int N, int C, float eps, unsigned short* out16 = nullptr,
+                                                     unsigned long long* bad = nullptr) {
   const int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
   const int lane = threadIdx.x & 31;
   if (row >= N) return;  // whole warp leaves together
@@ -28,7 +30,11 @@ __device__ __forceinline__ void rmsnorm_forward_impl(T* out, float* rstd, const 
   const float r = 1.0f / sqrtf(ss / (float)C + eps);
   if (lane == 0) rstd[row] = r;
   // Each lane rereads exactly the elements it writes, so out may alias x.
-  for (int i = lane; i < C; i += 32) act_store(outr + i, act_load(xr + i) * r * weight[i]);
+  for (int i = lane; i < C; i += 32) {
+    const float v = act_load(xr + i) * r * weight[i];
+    act_store(outr + i, v);
+    if (out16 != nullptr) bf16_out1(out16, bad, (long long)row * C + i, v);
+  }
 }
 
 /**
@@ -39,6 +45,17 @@ __device__ __forceinline__ void rmsnorm_forward_impl(T* out, float* rstd, const 
  */
 extern "C" __global__ void rmsnorm_forward(float* out, float* rstd, const float* x, const float* weight, int N, int C, float eps) {
   rmsnorm_forward_impl<float>(out, rstd, x, weight, N, C, eps);
+}
+
+/**
+ * rmsnorm_forward_bf16(float* out, float* rstd, const float* x, const float* weight, int N, int C, float eps,
+ *                      unsigned short* out16, unsigned long long* bad)
+ *   rmsnorm_forward (same launch, same out and rstd bits), and out16 (N,C) = BF16(out) with out's
+ *   non-finite check into the slot `bad` (bf16-out.cuh): the next GEMM's operand without a cast.
+ */
+extern "C" __global__ void rmsnorm_forward_bf16(float* out, float* rstd, const float* x, const float* weight, int N, int C, float eps, unsigned short* out16,
+                                                unsigned long long* bad) {
+  rmsnorm_forward_impl<float>(out, rstd, x, weight, N, C, eps, out16, bad);
 }
 
 template <typename T>

@@ -6,11 +6,13 @@
  * transcendental functions and forward and backward read the same angles. Method: Su et al. 2021,
  * arXiv 2104.09864. qkv_split_rope / qkv_rope_concat fuse the rotation with the QKV column split
  * and its inverse (one pass over the fused projection instead of a split, then RoPE of q and k in
- * place); same per-pair arithmetic (rope_rotate), so the same bits. Not fused into attention.
+ * place); same per-pair arithmetic (rope_rotate), so the same bits. Their `_bf16` variants also
+ * write BF16 copies (bf16-out.cuh): of q, k, v for the attention core, of dqkv for the QKV GEMM.
  *
  * Gradient convention: the backward rotates dout by −angle in place (dx OVERWRITES dout).
  */
 #include "ops-common.cuh"
+#include "bf16-out.cuh"
 
 /** (x1, x2) ← (x1·c − x2·s, x2·c + x1·s): one pair, s already signed (−sin for the backward) */
 __device__ __forceinline__ void rope_rotate(float& x1, float& x2, float c, float s) {
@@ -71,7 +73,9 @@ __device__ __forceinline__ void rope_rotate4(float4& u, float4& w, const float4 
  * threads take consecutive units (coalesced on both sides).
  */
 template <bool kBackward>
-__device__ __forceinline__ void qkv_rope_impl(float* qkv, float* q, float* k, float* v, const float* cosT, const float* sinT, int B, int Tlen, int NH, int NKV, int HS) {
+__device__ __forceinline__ void qkv_rope_impl(float* qkv, float* q, float* k, float* v, const float* cosT, const float* sinT, int B, int Tlen, int NH, int NKV, int HS,
+                                              unsigned short* fused16 = nullptr, unsigned short* q16 = nullptr, unsigned short* k16 = nullptr,
+                                              unsigned short* v16 = nullptr, unsigned long long* bad = nullptr) {
   const int half = HS >> 1, uph = HS >> 3;  // units per head
   const int heads = NH + 2 * NKV, W = heads * HS, upr = heads * uph;
   const long long units = (long long)B * Tlen * upr;
@@ -80,15 +84,19 @@ __device__ __forceinline__ void qkv_rope_impl(float* qkv, float* q, float* k, fl
     const int r = (int)(u - row * upr), hp = r / uph, i = 4 * (r - hp * uph);
     const int t = (int)(row % Tlen);
     float* part;
+    unsigned short* part16;
     long long off;
     if (hp < NH) {
       part = q;
+      part16 = q16;
       off = (row * NH + hp) * HS;
     } else if (hp < NH + NKV) {
       part = k;
+      part16 = k16;
       off = (row * NKV + (hp - NH)) * HS;
     } else {
       part = v;
+      part16 = v16;
       off = (row * NKV + (hp - NH - NKV)) * HS;
     }
     float* fused = qkv + row * W + (long long)hp * HS;
@@ -101,6 +109,13 @@ __device__ __forceinline__ void qkv_rope_impl(float* qkv, float* q, float* k, fl
     }
     *reinterpret_cast<float4*>(dst + i) = x1;
     *reinterpret_cast<float4*>(dst + half + i) = x2;
+    // the BF16 copy of what was just written, at the same flat index of its tensor
+    unsigned short* d16 = kBackward ? fused16 : part16;
+    if (d16 != nullptr) {
+      const long long e = kBackward ? row * W + (long long)hp * HS : off;
+      bf16_out4(d16, bad, e + i, x1);
+      bf16_out4(d16, bad, e + half + i, x2);
+    }
   }
 }
 
@@ -123,4 +138,27 @@ extern "C" __global__ void qkv_split_rope(const float* qkv, float* q, float* k, 
  */
 extern "C" __global__ void qkv_rope_concat(float* dqkv, const float* dq, const float* dk, const float* dv, const float* cosT, const float* sinT, int B, int Tlen, int NH, int NKV, int HS) {
   qkv_rope_impl<true>(dqkv, const_cast<float*>(dq), const_cast<float*>(dk), const_cast<float*>(dv), cosT, sinT, B, Tlen, NH, NKV, HS);
+}
+
+/**
+ * qkv_split_rope_bf16(const float* qkv, float* q, float* k, float* v, const float* cos, const float* sin,
+ *                     int B, int T, int NH, int NKV, int HS, unsigned short* q16, unsigned short* k16, unsigned short* v16)
+ *   qkv_split_rope (same launch, same q, k, v bits) and q16, k16, v16 = BF16(q, k, v) (RNE): the
+ *   operands of attention-mma-async.cu, which then needs no attention_bf16_cast of its own (its
+ *   hardware RNE gives the same bits for every finite value). No non-finite check (the cast had none).
+ */
+extern "C" __global__ void qkv_split_rope_bf16(const float* qkv, float* q, float* k, float* v, const float* cosT, const float* sinT, int B, int Tlen, int NH, int NKV, int HS,
+                                               unsigned short* q16, unsigned short* k16, unsigned short* v16) {
+  qkv_rope_impl<false>(const_cast<float*>(qkv), q, k, v, cosT, sinT, B, Tlen, NH, NKV, HS, nullptr, q16, k16, v16, nullptr);
+}
+
+/**
+ * qkv_rope_concat_bf16(float* dqkv, const float* dq, const float* dk, const float* dv, const float* cos,
+ *                      const float* sin, int B, int T, int NH, int NKV, int HS, unsigned short* dqkv16, unsigned long long* bad)
+ *   qkv_rope_concat (same launch, same dqkv bits) and dqkv16 (B·T, W) = BF16(dqkv) with dqkv's
+ *   non-finite check into `bad`: the QKV layer's Dgrad/Wgrad operand without a cast.
+ */
+extern "C" __global__ void qkv_rope_concat_bf16(float* dqkv, const float* dq, const float* dk, const float* dv, const float* cosT, const float* sinT, int B, int Tlen, int NH, int NKV,
+                                                int HS, unsigned short* dqkv16, unsigned long long* bad) {
+  qkv_rope_impl<true>(dqkv, const_cast<float*>(dq), const_cast<float*>(dk), const_cast<float*>(dv), cosT, sinT, B, Tlen, NH, NKV, HS, dqkv16, nullptr, nullptr, nullptr, bad);
 }
