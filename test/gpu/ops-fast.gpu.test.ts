@@ -350,3 +350,31 @@ test("training in BF16 on the GPU: BF16 operands written by the producing ops gi
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("attention v4 on the BF16 q, k, v that split+RoPE wrote and the dout its prep rounded = with its own casts bit for bit; a tensor written in between is cast again", (t) => {
+  const fast = gpuBackend(t);
+  if (!fast) return;
+  const casts = new CudaBackend({ bf16Operands: false });
+  try {
+    for (const [B, T, NH, NKV] of [[2, 80, 4, 2], [1, 130, 2, 2]]) {
+      const HS = 64, W = (NH + 2 * NKV) * HS, tag = `B${B} T${T} heads ${NH}/${NKV}`;
+      const qkv = randn(B * T * W, 60 + T), dout = randn(B * T * NH * HS, 61 + T);
+      const run = (be: CudaBackend, meddle: boolean) => {
+        const q = be.alloc([B, T, NH, HS]), k = be.alloc([B, T, NKV, HS]), v = be.alloc([B, T, NKV, HS]);
+        be.qkvSplitRope(be.fromArray(qkv, [B * T, W]), q, k, v, B, T, NH, NKV, HS, 10000);
+        if (meddle) be.copy(q, be.fromArray(randn(q.size, 62), [B, T, NH, HS])); // q changes after the copies were written
+        const out = be.alloc([B, T, NH, HS]), lse = be.alloc(be.attentionSavedShape(B, T, NH, HS));
+        be.attentionForward(out, lse, q, k, v, B, T, NH, NKV, HS);
+        const dq = be.alloc([B, T, NH, HS]), dk = be.alloc([B, T, NKV, HS]), dv = be.alloc([B, T, NKV, HS]);
+        be.attentionBackward(dq, dk, dv, be.fromArray(dout, [B, T, NH, HS]), q, k, v, out, lse, B, T, NH, NKV, HS);
+        return [out, lse, dq, dk, dv].map((o) => be.toArray(o));
+      };
+      for (const meddle of [false, true]) {
+        const a = run(fast, meddle), b = run(casts, meddle);
+        ["out", "lse", "dq", "dk", "dv"].forEach((what, i) => bitsEqual(`${tag}${meddle ? " (q written in between)" : ""} ${what}`, a[i], b[i]));
+      }
+    }
+  } finally {
+    casts.close();
+  }
+});

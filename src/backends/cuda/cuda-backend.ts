@@ -233,9 +233,12 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
 
   private profiling = process.env.FP4LM_PROFILE === "1";
   private readonly marks: { name: string; start: CuEvent; end: CuEvent }[] = [];
+  /** kernels, GEMMs, memsets and copies queued so far: tells whether anything ran between two ops */
+  private opSeq = 0;
   private readonly eventPool: CuEvent[] = [];
 
   private timed(name: string, run: () => void): void {
+    this.opSeq++;
     if (!this.profiling) return run();
     const ev = () => this.eventPool.pop() ?? this.drv.eventCreate();
     const start = ev(), end = ev();
@@ -333,11 +336,13 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
   private readonly pendingTokens: bigint[] = [];
 
   zero(t: CudaTensor): void {
+    this.opSeq++;
     if (t.size) this.drv.memsetD32(t.ptr, 0, t.size);
   }
 
   copy(dst: CudaTensor, src: CudaTensor): void {
     if (dst.size !== src.size) throw new RangeError(`copy: ${src.size} elements into ${dst.size}`);
+    this.opSeq++;
     if (src.size) this.drv.memcpyDtoD(dst.ptr, src.ptr, src.size * 4);
   }
 
@@ -673,9 +678,38 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
       return;
     }
     const t = this.rope(T, HS, theta);
-    this.launch("rope.cu", "qkv_split_rope", grid1((B * T * (NH + 2 * NKV) * HS) / 8), B256, 0, [
-      ptr(qkv.ptr), ptr(q.ptr), ptr(k.ptr), ptr(v.ptr), ptr(t.cos), ptr(t.sin), i32(B), i32(T), i32(NH), i32(NKV), i32(HS),
-    ]);
+    const args = [ptr(qkv.ptr), ptr(q.ptr), ptr(k.ptr), ptr(v.ptr), ptr(t.cos), ptr(t.sin), i32(B), i32(T), i32(NH), i32(NKV), i32(HS)];
+    const grid = grid1((B * T * (NH + 2 * NKV) * HS) / 8);
+    if (!(this.bf16Operands && this.mma(HS))) return this.launch("rope.cu", "qkv_split_rope", grid, B256, 0, args);
+    // the BF16 copies attention-mma-async.cu reads, written here instead of by its own casts
+    let c = this.qkvCopies.get(q);
+    if (c && (c.n !== q.size + k.size + v.size || c.k !== k || c.v !== v)) {
+      this.release(c.ptr);
+      c = undefined;
+    }
+    if (!c) {
+      c = { ptr: this.mem.alloc((q.size + k.size + v.size) * 2), n: q.size + k.size + v.size, k, v, seq: -1, saved: null };
+      this.qkvCopies.set(q, c);
+    }
+    const [q16, k16, v16] = [c.ptr, c.ptr + BigInt(q.size * 2), c.ptr + BigInt((q.size + k.size) * 2)];
+    this.launch("rope.cu", "qkv_split_rope_bf16", grid, B256, 0, [...args, ptr(q16), ptr(k16), ptr(v16)]);
+    c.seq = this.opSeq;
+    c.saved = null;
+  }
+
+  /**
+   * BF16 copies of q, k, v written by qkvSplitRope (one allocation per q tensor, kept for the model's
+   * life: the attention backward reads them again). Valid for attentionForward only if nothing ran
+   * since qkvSplitRope (seq), and for attentionBackward only with the `saved` of the forward that
+   * read them (q, k, v and saved are the forward's there, as the contract requires).
+   */
+  private readonly qkvCopies = new Map<CudaTensor, { ptr: bigint; n: number; k: CudaTensor; v: CudaTensor; seq: number; saved: CudaTensor | null }>();
+
+  private copiesOf(q: CudaTensor, k: CudaTensor, v: CudaTensor, saved: CudaTensor | null): bigint[] | null {
+    const c = this.qkvCopies.get(q);
+    if (!c || c.k !== k || c.v !== v || c.n !== q.size + k.size + v.size) return null;
+    if (saved === null ? c.seq !== this.opSeq : c.saved !== saved) return null;
+    return [c.ptr, c.ptr + BigInt(q.size * 2), c.ptr + BigInt((q.size + k.size) * 2)];
   }
 
   qkvRopeConcat(dqkv: CudaTensor, dq: CudaTensor, dk: CudaTensor, dv: CudaTensor, B: number, T: number, NH: number, NKV: number, HS: number, theta: number, bf16?: CudaOperand | null): void {
@@ -736,13 +770,16 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
 
   attentionForward(out: CudaTensor, probs: CudaTensor, q: CudaTensor, k: CudaTensor, v: CudaTensor, B: number, T: number, NH: number, NKV: number, HS: number, bf16?: CudaOperand | null): void {
     if (this.mma(HS) && this.asyncAttention(q, k, v, ...(bf16 ? [out] : []))) {
-      const [q16, k16, v16] = [q, k, v].map((t) => this.attentionBf16(t));
+      const copies = this.copiesOf(q, k, v, null);
+      const c = this.qkvCopies.get(q);
+      if (c) c.saved = copies ? probs : null;
+      const [q16, k16, v16] = copies ?? [q, k, v].map((t) => this.attentionBf16(t));
       const args = [ptr(out.ptr), ptr(probs.ptr), ptr(q16), ptr(k16), ptr(v16), i32(B), i32(T), i32(NH), i32(NKV)];
       // with an operand to fill, the kernel's epilogue writes the output projection's BF16 operand beside out
       if (bf16) this.launch("attention-mma-async.cu", `attention_mma_async_forward_out16_hs${HS}`, [Math.ceil(T / 64), NH, B], [128, 1, 1], 0, [...args, ...this.bf16Out(bf16, out.size, "attentionForward")]);
       else this.launch("attention-mma-async.cu", `attention_mma_async_forward_hs${HS}`, [Math.ceil(T / 64), NH, B], [128, 1, 1], 0, args);
       this.checked();
-      this.release(q16, k16, v16);
+      if (!copies) this.release(q16, k16, v16);
       return;
     }
     this.attentionForwardUnfused(out, probs, q, k, v, B, T, NH, NKV, HS);
@@ -773,11 +810,26 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
   attentionBackward(dq: CudaTensor, dk: CudaTensor, dv: CudaTensor, dout: CudaTensor, q: CudaTensor, k: CudaTensor, v: CudaTensor, out: CudaTensor, probs: CudaTensor, B: number, T: number, NH: number, NKV: number, HS: number): void {
     if (this.flash(HS)) {
       const D = this.scratch(B * NH * T * 4);
+      const async = this.mma(HS) && this.asyncAttention(dout, q, k, v);
+      const copies = async ? this.copiesOf(q, k, v, probs) : null;
+      const prepGrid: Dim3 = [Math.ceil((B * T * NH) / 8), 1, 1];
+      if (async && this.bf16Operands) {
+        // with the forward's BF16 q, k, v (qkvSplitRope) and dout rounded by the prep kernel, the backward casts nothing
+        const d16 = this.scratch(dout.size * 2);
+        this.launch("attention-flash.cu", "attention_flash_backward_prep_bf16", prepGrid, B256, 0, [ptr(D), ptr(dout.ptr), ptr(out.ptr), i32(B), i32(T), i32(NH), i32(HS), ptr(d16)]);
+        const [q16, k16, v16] = copies ?? [q, k, v].map((t) => this.attentionBf16(t));
+        const args16 = [ptr(d16), ptr(q16), ptr(k16), ptr(v16), ptr(probs.ptr), ptr(D), i32(B), i32(T), i32(NH), i32(NKV)];
+        this.launch("attention-mma-async.cu", `attention_mma_async_backward_dq_hs${HS}`, [Math.ceil(T / 64), NH, B], [128, 1, 1], 0, [ptr(dq.ptr), ...args16]);
+        this.launch("attention-mma-async.cu", `attention_mma_async_backward_dkv_hs${HS}`, [Math.ceil(T / 64), NKV, B], [128, 1, 1], 0, [ptr(dk.ptr), ptr(dv.ptr), ...args16]);
+        this.release(D, d16);
+        if (!copies) this.release(q16, k16, v16);
+        return;
+      }
       // the BF16 kernels round dout for dP: D must see the same dout
-      this.launch("attention-flash.cu", "attention_flash_backward_prep", [Math.ceil((B * T * NH) / 8), 1, 1], B256, 0, [
+      this.launch("attention-flash.cu", "attention_flash_backward_prep", prepGrid, B256, 0, [
         ptr(D), ptr(dout.ptr), ptr(out.ptr), i32(B), i32(T), i32(NH), i32(HS), i32(this.mma(HS) ? 1 : 0),
       ]);
-      if (this.mma(HS) && this.asyncAttention(dout, q, k, v)) {
+      if (async) {
         const [d16, q16, k16, v16] = [dout, q, k, v].map((t) => this.attentionBf16(t));
         const args16 = [ptr(d16), ptr(q16), ptr(k16), ptr(v16), ptr(probs.ptr), ptr(D), i32(B), i32(T), i32(NH), i32(NKV)];
         this.launch("attention-mma-async.cu", `attention_mma_async_backward_dq_hs${HS}`, [Math.ceil(T / 64), NH, B], [128, 1, 1], 0, [ptr(dq.ptr), ...args16]);
@@ -1065,6 +1117,8 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     this.ropeTables.clear();
     for (const e of this.mtTables.values()) this.mem.free(e.ptr);
     this.mtTables.clear();
+    for (const c of this.qkvCopies.values()) this.mem.free(c.ptr);
+    this.qkvCopies.clear();
     this.mem.free(this.workspace);
     this.mem.free(this.checkSlots);
     this.mem.free(this.gemmScalars);

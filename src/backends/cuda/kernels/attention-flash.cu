@@ -25,6 +25,7 @@
  * Not included: BF16/FP8 inputs, tensor cores, dropout, KV cache, non-causal masks, HS ∉ {64, 128}.
  */
 #include "ops-common.cuh"
+#include "bf16-out.cuh"
 
 #define FA_BR 64   // query rows per tile
 #define FA_BC 64   // key rows per tile
@@ -248,6 +249,34 @@ extern "C" __global__ void attention_flash_backward_prep(float* D, const float* 
   const float* o = out + row * HS;
   float s = 0.0f;
   for (int d = lane; d < HS; d += 32) s += (round_dout ? round_bf16(act_load(a + d)) : act_load(a + d)) * act_load(o + d);
+  s = warp_sum(s);
+  if (lane == 0) {
+    const int h = (int)(row % NH);
+    const long long bt = row / NH;
+    const int t = (int)(bt % Tlen);
+    const long long b = bt / Tlen;
+    D[(b * NH + h) * Tlen + t] = s;
+  }
+}
+
+/**
+ * attention_flash_backward_prep_bf16(float* D, const float* dout, const float* out, int B, int T, int NH, int HS, unsigned short* dout16)
+ *   attention_flash_backward_prep with round_dout = 1 (same launch, same D bits), and dout16 = the
+ *   BF16 dout it rounded (RNE; attention_bf16_cast's bits for every finite value): the dout operand
+ *   of attention-mma-async.cu's backward without a cast of its own.
+ */
+extern "C" __global__ void attention_flash_backward_prep_bf16(float* D, const float* dout, const float* out, int B, int Tlen, int NH, int HS, unsigned short* dout16) {
+  const long long row = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  const int lane = threadIdx.x & 31;
+  if (row >= (long long)B * Tlen * NH) return;
+  const float* a = dout + row * HS;
+  const float* o = out + row * HS;
+  float s = 0.0f;
+  for (int d = lane; d < HS; d += 32) {
+    const unsigned short h16 = bf16_out_bits(act_load(a + d));  // = round_bf16 for every non-NaN value
+    dout16[row * HS + d] = h16;
+    s += __uint_as_float((unsigned)h16 << 16) * act_load(o + d);
+  }
   s = warp_sum(s);
   if (lane == 0) {
     const int h = (int)(row % NH);
