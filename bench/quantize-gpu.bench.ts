@@ -107,6 +107,23 @@ const kernelBytes = (name: string, elems: number, fp8Tc = false): number => {
   if (/^cast_bf16/.test(name)) return (4 + 2) * elems;
   return /quantize/.test(name) ? (4 + 0.5 + 1 / 16 + 2) * elems : 4 * elems;
 };
+/** One operand's quantize, profiled per kernel: the run of median total time of 5 (after a warm-up). */
+function medianQuantize(x: CudaTensor, r: number, c: number, spec: Parameters<typeof be.quantize>[3], tr: boolean): { total: number; kernels: { name: string; count: number; ms: number }[] } {
+  const stream = { seed: 1, gemmId: 2, slot: 0 as const };
+  be.releaseOperand(be.quantize(x, r, c, spec, tr, stream, "x"));
+  be.synchronize();
+  be.profileReport();
+  const runs: { total: number; kernels: { name: string; count: number; ms: number }[] }[] = [];
+  for (let k = 0; k < 5; k++) {
+    be.profile(true);
+    be.releaseOperand(be.quantize(x, r, c, spec, tr, stream, "x"));
+    const kernels = be.profileReport();
+    be.profile(false);
+    runs.push({ total: kernels.reduce((a, q) => a + q.ms, 0), kernels });
+  }
+  runs.sort((a, b) => a.total - b.total);
+  return runs[2];
+}
 const gpt: Record<string, unknown>[] = [];
 const stepMs = { fast: 0, plain: 0 };
 for (const [name, r, c, spec, tr] of ops) {
@@ -114,20 +131,7 @@ for (const [name, r, c, spec, tr] of ops) {
   const row: Record<string, unknown> = { name, rows: r, cols: c, transpose: tr, spec };
   for (const mode of ["plain", "fast"] as const) {
     be.setQuantKernels(mode);
-    const stream = { seed: 1, gemmId: 2, slot: 0 as const };
-    be.releaseOperand(be.quantize(x, r, c, spec, tr, stream, "x"));
-    be.synchronize();
-    be.profileReport();
-    const runs: { total: number; kernels: { name: string; count: number; ms: number }[] }[] = [];
-    for (let k = 0; k < 5; k++) {
-      be.profile(true);
-      be.releaseOperand(be.quantize(x, r, c, spec, tr, stream, "x"));
-      const kernels = be.profileReport();
-      be.profile(false);
-      runs.push({ total: kernels.reduce((a, q) => a + q.ms, 0), kernels });
-    }
-    runs.sort((a, b) => a.total - b.total);
-    const med = runs[2];
+    const med = medianQuantize(x, r, c, spec, tr);
     const kernels = med.kernels.map((q) => ({ ...q, gbs: kernelBytes(q.name, elems) / (q.ms / 1000) / 1e9 }));
     row[mode] = { ms: med.total, path: be.nvfp4KernelPath(spec, r, c, tr).reason, kernels };
     stepMs[mode] += blocks * med.total;
@@ -170,20 +174,7 @@ for (const [name, r, c, spec, tr] of fp8Ops) {
   for (const [label, qk, gm] of fp8Modes) {
     be.setQuantKernels(qk);
     be.fp8.mode = gm;
-    const stream = { seed: 1, gemmId: 2, slot: 0 as const };
-    be.releaseOperand(be.quantize(x, r, c, spec, tr, stream, "x"));
-    be.synchronize();
-    be.profileReport();
-    const runs: { total: number; kernels: { name: string; count: number; ms: number }[] }[] = [];
-    for (let k = 0; k < 5; k++) {
-      be.profile(true);
-      be.releaseOperand(be.quantize(x, r, c, spec, tr, stream, "x"));
-      const kernels = be.profileReport();
-      be.profile(false);
-      runs.push({ total: kernels.reduce((a, q) => a + q.ms, 0), kernels });
-    }
-    runs.sort((a, b) => a.total - b.total);
-    const med = runs[2];
+    const med = medianQuantize(x, r, c, spec, tr);
     const kernels = med.kernels.map((q) => ({ ...q, gbs: kernelBytes(q.name, elems, gm === "tensor-cores") / (q.ms / 1000) / 1e9 }));
     row[label] = { ms: med.total, path: be.fp8.kernelPath(spec, r, c, tr).reason, kernels };
     fp8StepMs[label] = (fp8StepMs[label] ?? 0) + fp8Blocks * med.total;
