@@ -12,7 +12,7 @@
  */
 import { brotliCompressSync, constants } from "node:zlib";
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { basename, dirname, join, relative, resolve } from "node:path";
+import { basename, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { mergeResults, verdict, writeReport } from "../src/experiments/report.ts";
 
@@ -33,6 +33,8 @@ function suiteFolders(root: string): { key: string; dir: string }[] {
   }
   return out;
 }
+
+const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 function main(): void {
   const { values, positionals } = parseArgs({ allowPositionals: true, options: { out: { type: "string", default: "experiments" } } });
@@ -60,7 +62,7 @@ function main(): void {
         if (resolve(from) !== resolve(to) && existsSync(from)) copyRun(from, to);
         // the runner's notes name the folder a reused seed came from: name its committed copy
         const rel = relative(target, to);
-        run.notes = run.notes.map((n) => n.split(s.dir).join(rel).replace(new RegExp(`\\(${DEVICE_WORK}[^)]*/${name}\\)`, "g"), `(${rel})`));
+        run.notes = run.notes.map((n) => n.split(s.dir).join(rel).replace(new RegExp(`\\(${escape(DEVICE_WORK)}[^)]*/${escape(name)}\\)`, "g"), `(${rel})`));
         s.dir = to;
       }
       run.notes = [...new Set(run.notes)];
@@ -80,7 +82,6 @@ function copyRun(from: string, to: string): void {
       writeFileSync(join(to, `${f}.br`), br);
     }
   }
-  if (!existsSync(dirname(to))) throw new Error(`could not write ${to}`);
 }
 
 main();
