@@ -18,14 +18,13 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { saveCheckpoint } from "../src/checkpoint/checkpoint.ts";
 import { trainBpe } from "../src/data/bpe-train.ts";
 import { loadBundledCorpus } from "../src/data/corpus.ts";
 import { bpeTokenizer, byteTokenizer, gpt2Tokenizer, type Tokenizer } from "../src/data/tokenizer.ts";
 import { exportHf } from "../src/interop/hf-export.ts";
-import { hfArchitecture, hfNames } from "../src/interop/hf-config.ts";
+import { checkWeights, saveCheckWeights } from "../src/interop/check-weights.ts";
+import { hfArchitecture } from "../src/interop/hf-config.ts";
 import { hfTokenizerFiles } from "../src/interop/hf-tokenizer.ts";
-import { initValues } from "../src/nn/param.ts";
 import { buildConfig } from "../src/train/config.ts";
 import { loadModel } from "../src/train/load-model.ts";
 
@@ -73,21 +72,11 @@ function logitsOf(ckpt: string, ids: Int32Array): Float32Array {
 /** One model folder: checkpoint → F32 HF export → our logits on a fixed batch. */
 function prepareModel(outDir: string, modelArgs: string[], tok: Tokenizer, overwrite: boolean): string {
   const config = buildConfig(["device=cpu", "recipe=fp32", `data.tokenizer=${tok.toJSON().kind}`, `model.vocabSize=${tok.vocabSize}`, `model.seqLen=${T}`, `seed=${SEED}`, ...modelArgs]);
-  const params = hfNames(config.model).map((e) => {
-    const n = e.shape.reduce((a, b) => a * b, 1);
-    const std = e.shape.length === 1 ? 0.3 : e.param === "embed.weight" ? 1 : 1 / Math.sqrt(e.shape[1]);
-    const data = initValues(e.param, n, { kind: "normal", std }, SEED);
-    if (e.shape.length === 1) for (let i = 0; i < n; i++) data[i] += 1; // norm gains (and Mamba-2's dt_bias, A_log, D, conv bias) around 1
-    return { name: e.param, shape: e.shape, data };
-  });
+  const params = checkWeights(config.model, SEED);
   const tmp = mkdtempSync(join(tmpdir(), "fp4lm-interop-"));
   try {
     const ckpt = join(tmp, "checkpoint.safetensors");
-    const zeros = () => params.map((p) => ({ ...p, data: new Float32Array(p.data.length) }));
-    const save = (path: string, ps: typeof params) => saveCheckpoint(path, {
-      state: { version: 1, step: 0, optimizerT: 0, config, recipe: config.recipe, tokenizer: tok.toJSON(), loader: null, info: { purpose: "interop check" } },
-      params: ps, m: zeros(), v: zeros(),
-    });
+    const save = (path: string, ps: typeof params) => saveCheckWeights(path, config, ps, tok.toJSON(), 0, { purpose: "interop check" });
     save(ckpt, params);
     const r = exportHf(ckpt, outDir, { dtype: "f32", overwrite });
     if (r.tokenizerSkipped) throw new Error(`${outDir}: no HF tokenizer files: ${r.tokenizerSkipped}`);

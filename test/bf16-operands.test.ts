@@ -15,16 +15,12 @@ import type { ModelConfig } from "../src/nn/model-config.ts";
 import { recipeByName } from "../src/recipes/recipe.ts";
 import { NonFiniteError } from "../src/errors.ts";
 import type { OperandSpec } from "../src/recipes/operand.ts";
+import { lcgTokens as tokens } from "./random.ts";
 
 const MODEL: ModelConfig = { vocabSize: 40, dModel: 32, nLayers: 3, nHeads: 2, nKvHeads: 1, dFF: 64, seqLen: 16, ropeTheta: 10000, normEps: 1e-5 };
 const HYBRID: ModelConfig = {
   ...MODEL, nLayers: 4, pattern: "M-*-", mamba: { nGroups: 1, dState: 8, headDim: 8, expand: 2, convWindow: 4, chunkSize: 6 },
 };
-
-function tokens(n: number, V: number, seed: number): Int32Array {
-  let s = seed >>> 0;
-  return Int32Array.from({ length: n }, () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) >>> 8) % V);
-}
 
 const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
 

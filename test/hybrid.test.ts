@@ -20,16 +20,12 @@ import type { OperandSpec } from "../src/recipes/operand.ts";
 import { bf16Reason, recipeByName, validateRecipe, type RecipeConfig } from "../src/recipes/recipe.ts";
 import { buildConfig } from "../src/train/config.ts";
 import { train } from "../src/train/train.ts";
+import { lcgTokens as tokens } from "./random.ts";
 
 const MODEL: ModelConfig = {
   vocabSize: 40, dModel: 32, nLayers: 5, nHeads: 2, nKvHeads: 1, dFF: 64, seqLen: 16, ropeTheta: 10000, normEps: 1e-5, pattern: "M-*M-",
   mamba: { nGroups: 2, dState: 8, headDim: 8, expand: 2, convWindow: 4, chunkSize: 6 },
 };
-
-function tokens(n: number, V: number, seed: number): Int32Array {
-  let s = seed >>> 0;
-  return Int32Array.from({ length: n }, () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) >>> 8) % V);
-}
 
 test("the hybrid's backward pass matches finite differences along a random direction over every parameter (fp32 recipe, Richardson-extrapolated)", () => {
   const be = new CpuBackend({ threads: 1 });

@@ -128,3 +128,9 @@ export function nextUpF32(x: number): number {
 export function nextDownF32(x: number): number {
   return -nextUpF32(-x);
 }
+
+/** Token ids in [0, V): a 32-bit LCG (Numerical Recipes' constants, top 24 bits), the model tests' inputs. */
+export function lcgTokens(n: number, V: number, seed: number): Int32Array {
+  let s = seed >>> 0;
+  return Int32Array.from({ length: n }, () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) >>> 8) % V);
+}

@@ -19,13 +19,9 @@ import { buildConfig } from "../src/train/config.ts";
 import { readMetrics } from "../src/train/metrics.ts";
 import { DivergedError, train } from "../src/train/train.ts";
 import { loadCheckpoint } from "../src/checkpoint/checkpoint.ts";
+import { lcgTokens as tokens } from "./random.ts";
 
 const MODEL: ModelConfig = { vocabSize: 40, dModel: 32, nLayers: 2, nHeads: 2, nKvHeads: 1, dFF: 64, seqLen: 16, ropeTheta: 10000, normEps: 1e-5 };
-
-function tokens(n: number, V: number, seed: number): Int32Array {
-  let s = seed >>> 0;
-  return Int32Array.from({ length: n }, () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) >>> 8) % V);
-}
 
 test("the whole model's backward pass matches finite differences, both MLP kinds (fp32 recipe, directional derivative)", () => {
   const be = new CpuBackend({ threads: 1 });

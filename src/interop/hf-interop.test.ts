@@ -12,15 +12,16 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadCheckpoint, saveCheckpoint, type NamedTensor } from "../checkpoint/checkpoint.ts";
+import { lcgTokens as tokens } from "../../test/random.ts";
 import { byteTokenizer } from "../data/tokenizer.ts";
 import { FileFormatError, Fp4lmError, NonFiniteError } from "../errors.ts";
 import { roundBf16InPlace } from "../formats/bf16.ts";
 import { readSafetensors, tensorToFloat32, writeSafetensors, type TensorEntry } from "../io/safetensors.ts";
 import type { ModelConfig } from "../nn/model-config.ts";
-import { initValues } from "../nn/param.ts";
 import { buildConfig, type TrainConfig } from "../train/config.ts";
 import { loadModel } from "../train/load-model.ts";
-import { fromHfConfig, hfNames, toHfConfig } from "./hf-config.ts";
+import { checkWeights, saveCheckWeights } from "./check-weights.ts";
+import { fromHfConfig, toHfConfig } from "./hf-config.ts";
 import { exportHf } from "./hf-export.ts";
 import { importHf } from "./hf-import.ts";
 
@@ -37,25 +38,10 @@ function tinyConfig(extra: string[] = []): TrainConfig {
  */
 function makeCheckpoint(dir: string, seed = 5, extra: string[] = []): { path: string; config: TrainConfig; params: NamedTensor[] } {
   const config = tinyConfig(extra);
-  const params = hfNames(config.model).map((e) => {
-    const n = e.shape.reduce((a, b) => a * b, 1);
-    const std = e.shape.length === 1 ? 0.3 : e.param === "embed.weight" ? 1 : 1 / Math.sqrt(e.shape[1]);
-    const data = initValues(e.param, n, { kind: "normal", std }, seed);
-    if (e.shape.length === 1) for (let i = 0; i < n; i++) data[i] += 1;
-    return { name: e.param, shape: e.shape, data };
-  });
+  const params = checkWeights(config.model, seed);
   const path = join(dir, "ckpt.safetensors");
-  const zeros = () => params.map((p) => ({ ...p, data: new Float32Array(p.data.length) }));
-  saveCheckpoint(path, {
-    state: { version: 1, step: 3, optimizerT: 3, config, recipe: config.recipe, tokenizer: byteTokenizer().toJSON(), loader: null, info: {} },
-    params, m: zeros(), v: zeros(),
-  });
+  saveCheckWeights(path, config, params, byteTokenizer().toJSON(), 3);
   return { path, config, params };
-}
-
-function tokens(n: number, V: number, seed: number): Int32Array {
-  let s = seed >>> 0;
-  return Int32Array.from({ length: n }, () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) >>> 8) % V);
 }
 
 /** Our CPU model's logits (B·T, V) for a checkpoint, fp32 recipe. */

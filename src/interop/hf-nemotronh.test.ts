@@ -10,17 +10,17 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadCheckpoint, saveCheckpoint, type NamedTensor } from "../checkpoint/checkpoint.ts";
+import { loadCheckpoint, type NamedTensor } from "../checkpoint/checkpoint.ts";
 import { byteTokenizer } from "../data/tokenizer.ts";
 import { FileFormatError, Fp4lmError } from "../errors.ts";
 import { roundBf16InPlace } from "../formats/bf16.ts";
 import { readSafetensors, tensorToFloat32, writeSafetensors, type TensorEntry } from "../io/safetensors.ts";
 import { mambaDims } from "../nn/hybrid-config.ts";
 import type { ModelConfig } from "../nn/model-config.ts";
-import { initValues } from "../nn/param.ts";
 import { buildConfig, type TrainConfig } from "../train/config.ts";
 import { loadModel } from "../train/load-model.ts";
-import { fromHfConfig, hfNames, toHfConfig } from "./hf-config.ts";
+import { checkWeights, saveCheckWeights } from "./check-weights.ts";
+import { fromHfConfig, toHfConfig } from "./hf-config.ts";
 import { exportHf } from "./hf-export.ts";
 import { importHf } from "./hf-import.ts";
 import { exportNvfp4 } from "./nvfp4-export.ts";
@@ -33,19 +33,9 @@ function smallConfig(): TrainConfig {
 /** A checkpoint without training: every tensor seeded, distinct and O(1) (matrices N(0, 1/in), vectors 1 + N(0, 0.3²)). */
 function makeCheckpoint(dir: string, seed = 9): { path: string; config: TrainConfig; params: NamedTensor[] } {
   const config = smallConfig();
-  const params = hfNames(config.model).map((e) => {
-    const n = e.shape.reduce((a, b) => a * b, 1);
-    const std = e.shape.length === 1 ? 0.3 : e.param === "embed.weight" ? 1 : 1 / Math.sqrt(e.shape[1]);
-    const data = initValues(e.param, n, { kind: "normal", std }, seed);
-    if (e.shape.length === 1) for (let i = 0; i < n; i++) data[i] += 1;
-    return { name: e.param, shape: e.shape, data };
-  });
+  const params = checkWeights(config.model, seed);
   const path = join(dir, "ckpt.safetensors");
-  const zeros = () => params.map((p) => ({ ...p, data: new Float32Array(p.data.length) }));
-  saveCheckpoint(path, {
-    state: { version: 1, step: 2, optimizerT: 2, config, recipe: config.recipe, tokenizer: byteTokenizer().toJSON(), loader: null, info: {} },
-    params, m: zeros(), v: zeros(),
-  });
+  saveCheckWeights(path, config, params, byteTokenizer().toJSON(), 2);
   return { path, config, params };
 }
 
