@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CpuBackend, type CpuTensor } from "../src/backends/cpu/cpu-backend.ts";
+import { CpuBackend } from "../src/backends/cpu/cpu-backend.ts";
 import { loadCheckpoint } from "../src/checkpoint/checkpoint.ts";
 import { RunContext } from "../src/nn/context.ts";
 import { createModel } from "../src/nn/create-model.ts";
@@ -21,6 +21,7 @@ import { bf16Reason, recipeByName, validateRecipe, type RecipeConfig } from "../
 import { buildConfig } from "../src/train/config.ts";
 import { train } from "../src/train/train.ts";
 import { lcgTokens as tokens } from "./random.ts";
+import { directionalCheck } from "./model-gradcheck.ts";
 
 const MODEL: ModelConfig = {
   vocabSize: 40, dModel: 32, nLayers: 5, nHeads: 2, nKvHeads: 1, dFF: 64, seqLen: 16, ropeTheta: 10000, normEps: 1e-5, pattern: "M-*M-",
@@ -36,22 +37,7 @@ test("the hybrid's backward pass matches finite differences along a random direc
     assert.ok(model instanceof HybridLM);
     assert.equal(parameterCount(MODEL), model.params.reduce((s, p) => s + p.data.size, 0));
     const x = be.tokens(tokens(B * T, 40, 1), [B, T]), y = be.tokens(tokens(B * T, 40, 2), [B, T]);
-    model.step(x, y, true);
-    let dot = 0;
-    const dirs = model.params.map((p, i) => {
-      const d = Float32Array.from(tokens(p.data.size, 2001, 100 + i), (v) => (v - 1000) / 1000);
-      const g = (p.grad as CpuTensor).data;
-      for (let j = 0; j < d.length; j++) dot += g[j] * d[j];
-      return d;
-    });
-    const base = model.params.map((p) => Float32Array.from((p.data as CpuTensor).data));
-    const lossAt = (h: number) => {
-      model.params.forEach((p, i) => {
-        const w = (p.data as CpuTensor).data;
-        for (let j = 0; j < w.length; j++) w[j] = base[i][j] + h * dirs[i][j];
-      });
-      return model.step(x, y, false);
-    };
+    const { analytic: dot, lossAt } = directionalCheck(model, x, y);
     // Richardson extrapolation of two central differences cancels the h² term: the Mamba-2 blocks
     // (exp, softplus, SiLU, norms along every parameter at once) bend sharply at this size
     const D = (h: number) => (lossAt(h) - lossAt(-h)) / (2 * h);

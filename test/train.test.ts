@@ -9,7 +9,7 @@ import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CpuBackend, type CpuTensor } from "../src/backends/cpu/cpu-backend.ts";
+import { CpuBackend } from "../src/backends/cpu/cpu-backend.ts";
 import { RunContext } from "../src/nn/context.ts";
 import { GPT } from "../src/nn/gpt.ts";
 import type { ModelConfig } from "../src/nn/model-config.ts";
@@ -20,6 +20,7 @@ import { readMetrics } from "../src/train/metrics.ts";
 import { DivergedError, train } from "../src/train/train.ts";
 import { loadCheckpoint } from "../src/checkpoint/checkpoint.ts";
 import { lcgTokens as tokens } from "./random.ts";
+import { directionalCheck } from "./model-gradcheck.ts";
 
 const MODEL: ModelConfig = { vocabSize: 40, dModel: 32, nLayers: 2, nHeads: 2, nKvHeads: 1, dFF: 64, seqLen: 16, ropeTheta: 10000, normEps: 1e-5 };
 
@@ -31,23 +32,8 @@ test("the whole model's backward pass matches finite differences, both MLP kinds
       const B = 2, T = cfg.seqLen;
       const model = new GPT(ctx, cfg, B, T);
       const x = be.tokens(tokens(B * T, cfg.vocabSize, 1), [B, T]), y = be.tokens(tokens(B * T, cfg.vocabSize, 2), [B, T]);
-      model.step(x, y, true);
       // a random direction over every parameter, and ∇L·d from the analytic gradients
-      let dot = 0;
-      const dirs = model.params.map((p, i) => {
-        const d = Float32Array.from(tokens(p.data.size, 2001, 100 + i), (v) => (v - 1000) / 1000);
-        const g = (p.grad as CpuTensor).data;
-        for (let j = 0; j < d.length; j++) dot += g[j] * d[j];
-        return d;
-      });
-      const base = model.params.map((p) => Float32Array.from((p.data as CpuTensor).data));
-      const lossAt = (h: number) => {
-        model.params.forEach((p, i) => {
-          const w = (p.data as CpuTensor).data;
-          for (let j = 0; j < w.length; j++) w[j] = base[i][j] + h * dirs[i][j];
-        });
-        return model.step(x, y, false);
-      };
+      const { analytic: dot, lossAt } = directionalCheck(model, x, y);
       const h = 1e-3;
       const numeric = (lossAt(h) - lossAt(-h)) / (2 * h);
       const kind = cfg.mlp ?? "sqrelu";
