@@ -1,8 +1,8 @@
 /**
  * Host run of the tensor-core attention kernels without a GPU: attention-mma.cu (v3) and
- * attention-mma-async.cu (v4) compiled unchanged with g++ under a SIMT shim (every CUDA thread of a
- * CTA is a host thread; __syncthreads and the warp collectives are barriers; CTAs one after
- * another), with host twins of what the files write in asm (FP4LM_SIMT_SHIM): mma.sync.m16n8k16
+ * attention-mma-async.cu (v4) compiled unchanged with g++ under the SIMT core (simt-host-core.h:
+ * every CUDA thread of a CTA is a host thread; __syncthreads and the warp collectives are barriers;
+ * CTAs one after another), with host twins of what the files write in asm (FP4LM_SIMT_SHIM): mma.sync.m16n8k16
  * (each lane's fragments gathered per PTX's layout, products summed in float64 onto the fp32
  * accumulator), ldmatrix.x4 (.trans), cp.async (an immediate copy; zero-fill past the rows).
  * Checks: v4's out, lse, dq, dk, dv = v3's bit for bit (same mma sequence, operands fetched
@@ -12,79 +12,7 @@
  *
  * Build and run: scripts/test-attention-host.sh
  */
-#include <cmath>
-#include <math.h>
-#include <condition_variable>
-#include <cstdio>
-#include <algorithm>
-#include <cstdint>
-#include <cstdlib>
-#include <cstring>
-#include <functional>
-#include <mutex>
-#include <thread>
-#include <vector>
-
-// ---------------------------------------------------------------- the SIMT shim
-
-struct dim3 {
-  unsigned x = 1, y = 1, z = 1;
-};
-static thread_local dim3 threadIdx, blockIdx;
-static dim3 blockDim, gridDim;
-
-#define __global__
-#define __device__
-#define __forceinline__ inline
-#define __launch_bounds__(...)
-#define __shared__ static
-#define __align__(n) __attribute__((aligned(n)))
-
-struct alignas(16) float4 { float x, y, z, w; };
-struct alignas(8) float2 { float x, y; };
-struct alignas(8) uint2 { unsigned x, y; };
-static inline float2 make_float2(float a, float b) { return {a, b}; }
-static inline float4 make_float4(float a, float b, float c, float d) { return {a, b, c, d}; }
-static inline uint2 make_uint2(unsigned a, unsigned b) { return {a, b}; }
-static inline unsigned __float_as_uint(float f) { unsigned u; memcpy(&u, &f, 4); return u; }
-static inline float __uint_as_float(unsigned u) { float f; memcpy(&f, &u, 4); return f; }
-static inline float __int_as_float(int u) { float f; memcpy(&f, &u, 4); return f; }
-
-struct Barrier {
-  std::mutex m;
-  std::condition_variable cv;
-  int n = 0, count = 0;
-  long gen = 0;
-  void wait() {
-    std::unique_lock<std::mutex> l(m);
-    const long g = gen;
-    if (++count == n) { count = 0; gen++; cv.notify_all(); }
-    else cv.wait(l, [&] { return gen != g; });
-  }
-};
-static Barrier* g_cta = nullptr;
-static Barrier* g_warps = nullptr;
-/** per warp, per lane: 16 words of exchange */
-static unsigned long long g_ex[32][32][16];
-static inline int lane_id() { return threadIdx.x & 31; }
-static inline int warp_id() { return threadIdx.x >> 5; }
-static inline void warp_sync() { g_warps[warp_id()].wait(); }
-
-static inline void __syncthreads() { g_cta->wait(); }
-
-template <typename T>
-static inline T __shfl_xor_sync(unsigned, T v, int o) {
-  static_assert(sizeof(T) <= 8, "shfl of at most 8 bytes");
-  unsigned long long bits = 0;
-  memcpy(&bits, &v, sizeof(T));
-  g_ex[warp_id()][lane_id()][0] = bits;
-  warp_sync();
-  bits = g_ex[warp_id()][lane_id() ^ o][0];
-  warp_sync();
-  T r;
-  memcpy(&r, &bits, sizeof(T));
-  return r;
-}
+#include "simt-host-core.h"
 
 // BF16 (round to nearest even; NaN stays NaN, quiet)
 static inline unsigned short bf16_rne(float f) {
@@ -154,42 +82,10 @@ static inline void aa_cp_commit() {}
 template <int N>
 static inline void aa_cp_wait() {}
 
-static std::mutex g_atomic;
-static inline unsigned long long atomicMin(unsigned long long* a, unsigned long long v) {
-  std::lock_guard<std::mutex> l(g_atomic);
-  const unsigned long long old = *a;
-  if (v < old) *a = v;
-  return old;
-}
-
 #define FP4LM_SIMT_SHIM 1
 using std::min;
 #include "attention-mma.cu"
 #include "attention-mma-async.cu"
-
-/** Run f as every thread of every CTA of a 3-D grid (CTAs in order). */
-static void launch(dim3 grid, unsigned block, const std::function<void()>& f) {
-  gridDim = grid;
-  blockDim = {block, 1, 1};
-  for (unsigned z = 0; z < grid.z; z++)
-    for (unsigned y = 0; y < grid.y; y++)
-      for (unsigned x = 0; x < grid.x; x++) {
-        Barrier cta;
-        cta.n = (int)block;
-        std::vector<Barrier> warps(block / 32);
-        for (auto& w : warps) w.n = 32;
-        g_cta = &cta;
-        g_warps = warps.data();
-        std::vector<std::thread> th;
-        for (unsigned t = 0; t < block; t++)
-          th.emplace_back([&, t, x, y, z] {
-            threadIdx = {t, 0, 0};
-            blockIdx = {x, y, z};
-            f();
-          });
-        for (auto& t : th) t.join();
-      }
-}
 
 // ---------------------------------------------------------------- the cases
 
