@@ -12,8 +12,8 @@ NemotronHForCausalLM (the hybrid), and the exported tokenizers (run where PyTorc
     weights, runs the token batch of check_tokens.json and compares with fp4lm's logits in
     check_logits.f32: PASS when max |diff| < 1e-4 (logits are O(1) by construction; one fp32
     rounding of the embedding moves them by ~1e-6). NemotronH's Mamba-2 must run in plain PyTorch
-    (NemotronHMamba2Mixer.torch_forward, counted; use_mamba_kernels=False, and the CPU has no
-    mamba_ssm path anyway), fp32, with time_step_min 0.0 as exported (so its dt clamp is a no-op,
+    (the mixer's calls counted: once per M block, never cuda_kernels_forward; transformers 4.x's
+    torch_forward or 5.x's reference fallback; the model on the CPU, where mamba_ssm cannot run), fp32, with time_step_min 0.0 as exported (so its dt clamp is a no-op,
     as in fp4lm and the mamba_ssm kernels).
 (b) transformers -> fp4lm, for the three architectures: builds a random tiny model (O(1) weights;
     rope_theta 50000 for Arcee/Llama; for NemotronH the pattern M-M*-M-, chunk_size 24 so that T = 64
@@ -52,18 +52,23 @@ TOKENIZER_FOLDERS = ("arcee", "llama", "nemotronh", "gpt2-tokenizer")
 
 
 class MambaPathCounter:
-    """Counts which NemotronHMamba2Mixer forward ran (torch_forward = plain PyTorch, cuda_kernels_forward = mamba_ssm)."""
+    """Counts NemotronHMamba2Mixer calls and which of its paths ran. transformers 4.x has two
+    methods (torch_forward = plain PyTorch, cuda_kernels_forward = mamba_ssm's kernels); 5.x has one
+    forward whose scan and conv fall back to reference PyTorch when mamba_ssm/causal_conv1d are
+    missing. What must hold either way: the mixer ran once per Mamba block, never through
+    cuda_kernels_forward, and the model sits on the CPU (where no CUDA kernel can run)."""
+
+    PATHS = ("forward", "torch_forward", "cuda_kernels_forward")
 
     def __init__(self, model):
-        self.calls = {"torch_forward": 0, "cuda_kernels_forward": 0}
+        self.calls = {name: 0 for name in self.PATHS}
         self.mixer = getattr(sys.modules[type(model).__module__], "NemotronHMamba2Mixer")
+        self.present = [name for name in self.PATHS if getattr(self.mixer, name, None) is not None]
         self.saved = {}
 
     def __enter__(self):
-        for name in self.calls:
-            orig = getattr(self.mixer, name, None)
-            if orig is None:
-                continue
+        for name in self.present:
+            orig = getattr(self.mixer, name)
             self.saved[name] = orig
 
             def counted(mod, *a, _orig=orig, _name=name, **k):
@@ -76,14 +81,25 @@ class MambaPathCounter:
         for name, orig in self.saved.items():
             setattr(self.mixer, name, orig)
 
+    def describe(self):
+        ran = ", ".join(f"{name} x{self.calls[name]}" for name in self.present)
+        return f"mixer methods {ran} (transformers {transformers.__version__})"
+
 
 def nemotronh_problems(model, counter):
     """What would make a NemotronH comparison wrong: another Mamba path, a dt clamp, a non-fp32 model."""
     cfg, problems = model.config, []
     pattern = cfg.hybrid_override_pattern
     n_mamba = pattern.count("M")
-    if counter.calls["torch_forward"] != n_mamba or counter.calls["cuda_kernels_forward"]:
-        problems.append(f"Mamba-2 paths ran {counter.calls}, expected torch_forward x{n_mamba} (plain PyTorch)")
+    calls = counter.calls
+    if calls["forward"] != n_mamba:
+        problems.append(f"the Mamba-2 mixer ran {calls['forward']} times, expected {n_mamba} (one per M block): {counter.describe()}")
+    if calls["cuda_kernels_forward"]:
+        problems.append(f"Mamba-2 ran mamba_ssm's CUDA kernels: {counter.describe()}")
+    if "torch_forward" in counter.present and calls["torch_forward"] != n_mamba:
+        problems.append(f"expected torch_forward x{n_mamba} (plain PyTorch): {counter.describe()}")
+    if any(p.device.type != "cpu" for p in model.parameters()):
+        problems.append("some parameters are not on the CPU (the check runs plain PyTorch on the CPU)")
     if any(p.dtype != torch.float32 for p in model.parameters()):
         problems.append("some parameters are not float32")
     return problems
@@ -156,7 +172,7 @@ def part_a(exported):
     ok = cls == want and not bad and not problems and diff < TOL
     return report("a", ok, f"fp4lm -> transformers {want}: max abs logit diff {diff:.3e} (tolerance {TOL}), "
                   f"max |logit| {float(np.abs(ours).max()):.3f}, class {cls}, loading problems {bad or 'none'}"
-                  + (f", Mamba-2 ran torch_forward x{counter.calls['torch_forward']} (plain PyTorch, fp32, CPU)" if hybrid else "")
+                  + (f", Mamba-2: {counter.describe()}, plain PyTorch, fp32, CPU" if hybrid else "")
                   + (f"; PROBLEMS: {'; '.join(problems)}" if problems else ""))
 
 
@@ -229,7 +245,7 @@ def part_b(out_dir, ids, kind):
             if not min_dt > floor:
                 problems.append(f"min dt {min_dt:.3g} <= time_step_min {floor}: torch_forward's clamp changed dt, which fp4lm does not do")
             print(f"(b) {arch}: min dt {min_dt:.3g} > time_step_min {floor} (torch_forward's clamp did not bind); "
-                  f"Mamba-2 ran {counter.calls}")
+                  f"Mamba-2: {counter.describe()}")
             if problems:
                 return report("b", False, f"{arch}: {'; '.join(problems)}")
         else:

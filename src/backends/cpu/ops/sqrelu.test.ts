@@ -29,3 +29,15 @@ test("sqrelu values: relu(x)², zero (not −0 squared) for x ≤ 0; backward ze
   sqreluForward(x, x, x.length);
   assert.deepEqual(x, out);
 });
+
+test("sqrelu propagates NaN in both directions (a poisoned pre-activation is not silently zeroed); ±Inf as relu(x)²", () => {
+  const x = Float32Array.from([NaN, -Infinity, Infinity, -1]);
+  const out = new Float32Array(x.length);
+  sqreluForward(out, x, x.length);
+  assert.ok(Number.isNaN(out[0]), `relu(NaN)² = ${out[0]}`);
+  assert.deepEqual(Array.from(out.subarray(1)), [0, Infinity, 0]);
+  const dx = new Float32Array(x.length);
+  sqreluBackward(dx, Float32Array.from([1, 1, 1, NaN]), x, x.length);
+  assert.ok(Number.isNaN(dx[0]), `d relu(NaN)² = ${dx[0]}`);
+  assert.deepEqual(Array.from(dx.subarray(1)), [0, Infinity, 0]);
+});

@@ -7,6 +7,8 @@
  * Gradient convention: `dx` is OVERWRITTEN with dout · 2·relu(x). The derivative is continuous
  * (0 at x = 0 from both sides), so unlike plain ReLU there is no kink convention to choose.
  * All arguments may alias one another (each element is read before it is written).
+ * A NaN input gives NaN in both directions (as torch.relu): a poisoned pre-activation must reach
+ * the non-finite checks of the next quantizer, not become 0.
  */
 import { checkLength, type FloatArray } from "./float-array.ts";
 
@@ -16,7 +18,7 @@ export function sqreluForward(out: FloatArray, x: FloatArray, n: number): void {
   checkLength("sqreluForward", "out", out, n, `(n=${n})`);
   for (let i = 0; i < n; i++) {
     const xi = x[i];
-    out[i] = xi > 0 ? xi * xi : 0;
+    out[i] = xi > 0 ? xi * xi : xi !== xi ? xi : 0;
   }
 }
 
@@ -27,6 +29,6 @@ export function sqreluBackward(dx: FloatArray, dout: FloatArray, x: FloatArray, 
   checkLength("sqreluBackward", "dx", dx, n, `(n=${n})`);
   for (let i = 0; i < n; i++) {
     const xi = x[i];
-    dx[i] = xi > 0 ? 2 * xi * dout[i] : 0;
+    dx[i] = xi > 0 ? 2 * xi * dout[i] : xi !== xi ? xi : 0;
   }
 }

@@ -14,8 +14,9 @@
 
 #define GRID_STRIDE(i, n) for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (long long)gridDim.x * blockDim.x)
 
-__device__ __forceinline__ float sqrelu_f(float v) { return v > 0.0f ? v * v : 0.0f; }
-__device__ __forceinline__ float sqrelu_grad_f(float v, float d) { return v > 0.0f ? 2.0f * v * d : 0.0f; }
+// NaN propagates (as torch.relu does): a NaN pre-activation must reach the non-finite checks, not turn into 0
+__device__ __forceinline__ float sqrelu_f(float v) { return v > 0.0f ? v * v : (v != v ? v : 0.0f); }
+__device__ __forceinline__ float sqrelu_grad_f(float v, float d) { return v > 0.0f ? 2.0f * v * d : (v != v ? v : 0.0f); }
 
 template <typename T>
 __device__ __forceinline__ void sqrelu_forward_impl(T* out, const T* x, long long n) {
