@@ -51,9 +51,21 @@ interface Located {
   file: string;
 }
 
-/** Python's json writes inf and nan as bare Infinity / -Infinity / NaN (transformers' NemotronH time_step_limit is [0.0, Infinity]). */
+/**
+ * Python's json writes inf and nan as bare Infinity / -Infinity / NaN (transformers' NemotronH
+ * time_step_limit is [0.0, Infinity]); transformers 5.x writes them as {"__float__": "Infinity"}
+ * to keep the JSON standard. Both spellings read back as numbers.
+ */
 const PY_NONFINITE = /"(?:[^"\\]|\\.)*"|(-?Infinity|NaN)/g;
 const NONFINITE_MARK = "\u0000fp4lm-nonfinite:";
+
+/** {"__float__": "Infinity" | "-Infinity" | "NaN"} (nothing else in the object) → the number; otherwise undefined. */
+function taggedFloat(v: unknown): number | undefined {
+  if (v === null || typeof v !== "object" || Array.isArray(v)) return undefined;
+  const keys = Object.keys(v);
+  const f = (v as Record<string, unknown>).__float__;
+  return keys.length === 1 && (f === "Infinity" || f === "-Infinity" || f === "NaN") ? Number(f) : undefined;
+}
 
 function readJson(path: string): unknown {
   let text: string;
@@ -65,7 +77,7 @@ function readJson(path: string): unknown {
   try {
     // bare Infinity/NaN tokens (never those inside strings) become marked strings, then numbers again
     const marked = text.replace(PY_NONFINITE, (m, bare?: string) => (bare ? JSON.stringify(NONFINITE_MARK + bare) : m));
-    return JSON.parse(marked, (_k, v) => (typeof v === "string" && v.startsWith(NONFINITE_MARK) ? Number(v.slice(NONFINITE_MARK.length)) : v));
+    return JSON.parse(marked, (_k, v) => (typeof v === "string" && v.startsWith(NONFINITE_MARK) ? Number(v.slice(NONFINITE_MARK.length)) : taggedFloat(v) ?? v));
   } catch (e) {
     throw new FileFormatError(path, `not valid JSON (${(e as Error).message})`);
   }

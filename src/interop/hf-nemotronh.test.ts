@@ -168,6 +168,12 @@ test("nemotron_h: what transformers saves imports too — model.* names, layers_
     const want = exact ? P.get(p.name)! : roundBf16InPlace(Float32Array.from(P.get(p.name)!));
     assert.deepEqual(bits(p.data), bits(want), p.name);
   }
+  // transformers 5.x spells the infinite limit {"__float__": "Infinity"}: it reads the same
+  writeFileSync(join(hf, "config.json"), JSON.stringify({ ...saved, time_step_limit: [0.0, { __float__: "Infinity" }] }, null, 2));
+  importHf(hf, join(dir, "tagged.safetensors"));
+  writeFileSync(join(hf, "config.json"), JSON.stringify({ ...saved, time_step_limit: [0.0, { __float__: "NaN" }] }, null, 2));
+  assert.throws(() => importHf(hf, join(dir, "nan.safetensors")), /time_step_limit \[0,NaN\] is not supported/);
+  writeFileSync(join(hf, "config.json"), JSON.stringify({ ...saved, time_step_limit: [0.0, { __float__: "Infinity" }] }, null, 2));
   // the old list spelling ("mamba", "attention") reads the same
   const old = { ...saved, layers_block_type: [...(pattern as string)].map((k) => ({ M: "mamba", "*": "attention", "-": "mlp" })[k]), time_step_limit: [0, Infinity] };
   assert.equal(fromHfConfig(old, "c.json").pattern, pattern);

@@ -136,7 +136,9 @@ export function toNemotronHConfig(model: ModelConfig, opts: { dtype: "bfloat16" 
 }
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
-const show = (v: unknown) => JSON.stringify(v) ?? String(v);
+/** a config value as the error message shows it (Infinity and NaN as such, not JSON's null) */
+const show = (v: unknown) =>
+  (JSON.stringify(v, (_k, x) => (typeof x === "number" && !Number.isFinite(x) ? `\u0000${x}\u0000` : x)) ?? String(v)).replace(/"\\u0000([^"]*)\\u0000"/g, "$1");
 const given = (v: unknown) => v !== undefined && v !== null;
 
 /**
