@@ -7,16 +7,18 @@
  * Every operand is quantized from the high-precision source (never re-quantized). The layer asks
  * for specs by role; it never names a format. Master weight and gradient are FP32. On telemetry
  * steps (RunContext.telemetry) it also measures each operand it quantized (nn/telemetry.ts).
- * Where two GEMMs take the same tensor in formats rounded element by element (bf16, fp32: X in
- * Fprop and Wgrad, W in Fprop and Dgrad, dY in Dgrad and Wgrad), the second reuses the first's
- * operand read transposed (Backend.shareOperand): the same values, one rounding pass instead of two.
+ * Where two GEMMs take the same tensor in formats whose values do not depend on the orientation
+ * (operand.ts transposeInvariant: bf16/fp32 rounded element by element — X in Fprop and Wgrad, W in
+ * Fprop and Dgrad, dY in Dgrad and Wgrad — and NVFP4 with 16x16 tiles, RTN: the recipe's W in Fprop
+ * and Dgrad), the second reuses the first's operand read transposed (Backend.shareOperand): the
+ * same values, one quantize pass instead of two.
  * Where X (Fprop) or dY (Dgrad) is such a BF16 operand, the op that writes the tensor can write the
  * operand too (Backend.bf16Operand): the module owning that op asks `bf16Input` / `bf16Grad` for it,
  * hands it to the op, and the GEMM takes it instead of casting x or dy again.
  */
 import type { Operand, Tensor } from "../backends/backend.ts";
 import type { LayerSite } from "../recipes/recipe.ts";
-import type { GemmPlan, OperandSpec } from "../recipes/operand.ts";
+import { sameValuesTransposed, type GemmPlan, type OperandSpec } from "../recipes/operand.ts";
 import type { RunContext } from "./context.ts";
 import { createParam, type Param } from "./param.ts";
 
@@ -24,7 +26,7 @@ const GEMMS = { fprop: 0, dgrad: 1, wgrad: 2 } as const;
 
 /** values are the tensor rounded element by element: the same for x and xᵀ, in every stream */
 const elementwise = (s: OperandSpec) => (s.format === "bf16" || s.format === "fp32") && s.rounding === "rtn" && !s.rht;
-const shareable = (s1: OperandSpec, s2: OperandSpec) => elementwise(s1) && elementwise(s2) && s1.format === s2.format;
+const shareable = sameValuesTransposed;
 
 type Source = [Tensor, number, number, boolean];
 

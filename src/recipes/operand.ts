@@ -47,6 +47,23 @@ export const BF16_OPERAND: OperandSpec = Object.freeze({ format: "bf16", roundin
 /** No rounding at all: the fp32 recipe, an exact reference for gradient checks. */
 export const FP32_OPERAND: OperandSpec = Object.freeze({ format: "fp32", rounding: "rtn" });
 
+/**
+ * Whether a quantized x and a quantized xᵀ hold each other's values transposed, in every SR stream:
+ * formats rounded element by element (bf16, fp32; RTN, no RHT) and NVFP4 with 16x16 tiles, RTN, no
+ * RHT (a tile is the same 256 values either way, so its amax, E4M3 scale and every element's code
+ * are too, and the tensor amax is orientation-free: the paper's reason for 16x16 weight tiles, §4.2).
+ * Such an operand can serve the other orientation's GEMM without quantizing again (shareOperand).
+ */
+export function transposeInvariant(s: OperandSpec): boolean {
+  if (s.rounding !== "rtn" || s.rht) return false;
+  return s.format === "bf16" || s.format === "fp32" || (s.format === "nvfp4" && s.block === "16x16");
+}
+
+/** s1's operand of x, read transposed, is s2's operand of xᵀ (both transposeInvariant, same format and tiles). */
+export function sameValuesTransposed(s1: OperandSpec, s2: OperandSpec): boolean {
+  return transposeInvariant(s1) && transposeInvariant(s2) && s1.format === s2.format && (s1.block ?? "") === (s2.block ?? "");
+}
+
 /** Short label, e.g. "nvfp4 1x16 SR RHT16". */
 export function describeOperand(s: OperandSpec): string {
   const parts: string[] = [s.format === "fp8" ? `fp8-${s.fp8 ?? "e4m3"}` : s.format];

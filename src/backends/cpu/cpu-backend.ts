@@ -5,7 +5,7 @@
  * count; everything else is the plain ops in ops/. Not fast: it exists to be right and readable.
  */
 import type { Backend, SsdDims, Tensor, Tokens } from "../backend.ts";
-import type { OperandSpec } from "../../recipes/operand.ts";
+import { transposeInvariant, type OperandSpec } from "../../recipes/operand.ts";
 import { operandAlpha, quantizeOperand, type OperandStream, type QuantizedOperand } from "../../recipes/quantize-operand.ts";
 import { operandStats, type QuantStats } from "../../recipes/operand-stats.ts";
 import { adamwUpdate, sumOfSquares, type AdamWConfig } from "../../optim/adamw.ts";
@@ -46,6 +46,11 @@ export interface CpuBackendOptions {
   threads?: number;
   /** hand out bf16Operand (default true): false casts every operand in quantize, as before */
   bf16Operands?: boolean;
+  /**
+   * share NVFP4 16x16-tiled operands between orientations (shareOperand; default true, environment
+   * FP4LM_SHARE_TILES=0 turns it off): false quantizes Wᵀ again for Dgrad, with the same values.
+   */
+  shareTiles?: boolean;
 }
 
 const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
@@ -55,10 +60,12 @@ export class CpuBackend implements Backend<CpuTensor, CpuTokens, CpuOperand> {
   private readonly pool: GemmPool;
   private readonly ropeTables = new Map<string, RopeTable>();
   private readonly bf16Operands: boolean;
+  private readonly shareTiles: boolean;
 
   constructor(opts: CpuBackendOptions = {}) {
     this.pool = GemmPool.create(opts.threads);
     this.bf16Operands = opts.bf16Operands ?? true;
+    this.shareTiles = opts.shareTiles ?? process.env.FP4LM_SHARE_TILES !== "0";
   }
 
   get threads(): number {
@@ -100,7 +107,7 @@ export class CpuBackend implements Backend<CpuTensor, CpuTokens, CpuOperand> {
 
   shareOperand(op: CpuOperand, transpose: boolean): CpuOperand | null {
     const s = op.spec;
-    if ((s.format !== "bf16" && s.format !== "fp32") || s.rounding !== "rtn" || s.rht || op.amax !== undefined) return null;
+    if (!transposeInvariant(s) || (s.format === "nvfp4" ? !this.shareTiles : op.amax !== undefined)) return null;
     if (!transpose) return { ...op };
     return { ...op, rows: op.cols, cols: op.rows, values: transposeMatrix(op.values, [op.rows, op.cols]) };
   }

@@ -13,7 +13,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Backend, Operand, SsdDims, Tensor, Tokens } from "../backend.ts";
 import type { AdamWConfig } from "../../optim/adamw.ts";
-import type { OperandSpec } from "../../recipes/operand.ts";
+import { transposeInvariant, type OperandSpec } from "../../recipes/operand.ts";
 import { mixIds, rhtSigns, type OperandStream } from "../../recipes/quantize-operand.ts";
 import { statsFromSums, type QuantStats } from "../../recipes/operand-stats.ts";
 
@@ -118,6 +118,12 @@ export interface CudaBackendOptions {
    * (for A/B timing and the GPU test that compares the two). Environment: FP4LM_BF16_OPERANDS=0.
    */
   bf16Operands?: boolean;
+  /**
+   * Whether an NVFP4 operand with 16x16 tiles (RTN, no RHT: the recipe's weights) serves the other
+   * orientation too (shareOperand: Fprop's W read transposed as Dgrad's Wᵀ, the same values; default
+   * true): false quantizes Wᵀ again. Environment: FP4LM_SHARE_TILES=0.
+   */
+  shareTiles?: boolean;
 }
 
 export type OpsKernels = "fast" | "plain";
@@ -149,6 +155,7 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
   private quantKernels: QuantKernels;
   private readonly opsKernels: OpsKernels;
   private readonly bf16Operands: boolean;
+  private readonly shareTiles: boolean;
   /** multi-tensor tables on the device (optim.cu's MtTensor rows), by the parameter list's pointers */
   private readonly mtTables = new Map<string, { ptr: bigint; count: number; blocks: number }>();
   /** device FP32 [alpha, 0, 1]: the NVFP4 GEMM's alpha (written per GEMM on the stream) and the two betas */
@@ -165,6 +172,7 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     if (ok !== "fast" && ok !== "plain") throw new RangeError(`FP4LM_OPS_KERNELS must be fast or plain, got ${JSON.stringify(ok)}`);
     this.opsKernels = ok;
     this.bf16Operands = opts.bf16Operands ?? process.env.FP4LM_BF16_OPERANDS !== "0";
+    this.shareTiles = opts.shareTiles ?? process.env.FP4LM_SHARE_TILES !== "0";
     this.drv = getDriver();
     const info = this.drv.useDevice(opts.device ?? 0);
     this.name = `cuda:${opts.device ?? 0} (${info.name})`;
@@ -530,11 +538,14 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     return out;
   }
 
-  /** Another handle to a BF16/FP32 operand's storage, read transposed when asked (see the contract). */
+  /**
+   * Another handle to a BF16/FP32 operand's storage, or an NVFP4 16x16-tiled one's (its BF16 values
+   * and its amax, which the GEMM's alpha reads), read transposed when asked (see the contract).
+   */
   shareOperand(op: CudaOperand, transpose: boolean): CudaOperand | null {
     const s = op.spec;
-    if (this.opsKernels === "plain" || (op.dtype !== "bf16" && op.dtype !== "f32") || (s.format !== "bf16" && s.format !== "fp32") || s.rounding !== "rtn" || s.rht) return null;
-    if (op.amaxPtr !== undefined || op.scalePtr !== undefined) return null;
+    if (this.opsKernels === "plain" || (op.dtype !== "bf16" && op.dtype !== "f32") || !transposeInvariant(s) || op.scalePtr !== undefined) return null;
+    if (s.format === "nvfp4" ? !this.shareTiles || op.amaxPtr === undefined : op.amaxPtr !== undefined) return null;
     op.shared ??= { refs: 1 };
     op.shared.refs++;
     return transpose ? { ...op, rows: op.cols, cols: op.rows, transposed: !op.transposed } : { ...op };
