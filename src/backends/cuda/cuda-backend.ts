@@ -452,9 +452,11 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
         if (spec.rht) checkMultiple(name, `an RHT of size ${spec.rht.size}`, shape, 1, spec.rht.size, "the transform mixes groups along the last dimension");
         const amax = this.scratch(4);
         this.drv.memsetD32(amax, 0, 1);
-        const packed = this.scratch(n / 2), scales = this.scratch(n / 16), o = this.scratch(n * 2);
         const tile2d = i32(spec.block === "16x16" ? 1 : 0);
-        if (this.nvfp4KernelPath(spec, rows, cols, transpose).fast && (x.ptr & 15n) === 0n) {
+        const fast = this.nvfp4KernelPath(spec, rows, cols, transpose).fast && (x.ptr & 15n) === 0n;
+        // the fast kernels skip the codes and scales where no caller reads them (quantize: only the GEMM operand is kept)
+        const packed = fast && !keep ? 0n : this.scratch(n / 2), scales = fast && !keep ? 0n : this.scratch(n / 16), o = this.scratch(n * 2);
+        if (fast) {
           // quantize-fast.cu: one amax pass (16-byte loads; post-RHT amax in the quantize kernel's layout), one quantize pass
           const [kind, grid, block]: ["rows" | "cols", Dim3, Dim3] = transpose
             ? ["cols", [Math.ceil(rows / 64) * Math.ceil(cols / 64), 1, 1], B256]
@@ -486,7 +488,7 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
           out.packed = bytes(packed, n / 2);
           out.scales = bytes(scales, n / 16);
         }
-        this.release(packed, scales);
+        if (packed) this.release(packed, scales);
         return out;
       }
       case "mxfp4": {

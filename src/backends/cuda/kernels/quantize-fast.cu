@@ -83,7 +83,8 @@ __device__ __forceinline__ u32 amax16_bits(const float v[16]) {
 /**
  * Quantize one 16-element block whose first element has flat index e0 (e0 % 16 == 0) in the
  * quantized orientation, with block amax `bam` (bits), and write its 8 code bytes, its scale byte
- * (index e0 / 16 = r·C/16 + c/16) and its 16 operand values. Arithmetic = nvfp4_quantize_impl.
+ * (index e0 / 16 = r·C/16 + c/16) and its 16 operand values (each output skipped where its pointer
+ * is null). Arithmetic = nvfp4_quantize_impl.
  */
 template <bool SR>
 __device__ __forceinline__ void emit_block(const float v[16], u32 bam, const Nvfp4TensorScales& ts, u32 seed_lo, u32 seed_hi, u32 tensor_id,
@@ -103,8 +104,9 @@ __device__ __forceinline__ void emit_block(const float v[16], u32 bam, const Nvf
     if (i < 8) lo |= code << (4 * i); else hi |= code << (4 * (i - 8));
     o[i] = fmul_rn(e2m1_decode(code), sf);  // = nvfp4_operand_value(code, byte)
   }
-  *reinterpret_cast<uint2*>(packed + (e0 >> 1)) = make_uint2(lo, hi);
-  scales[e0 >> 4] = (unsigned char)byte;
+  // packed and scales are null where only the GEMM operand is wanted (training: nobody reads them)
+  if (packed) *reinterpret_cast<uint2*>(packed + (e0 >> 1)) = make_uint2(lo, hi);
+  if (scales) scales[e0 >> 4] = (unsigned char)byte;
   if (operand_bf16_out) {
     // e2m1 · sf has ≤ 5 significant bits and BF16's range: the top half of the fp32 is exact
     u32 w[8];
