@@ -7,7 +7,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { CpuBackend, type CpuTensor } from "../src/backends/cpu/cpu-backend.ts";
+import { CpuBackend, type CpuOperand, type CpuTensor } from "../src/backends/cpu/cpu-backend.ts";
 import { RunContext } from "../src/nn/context.ts";
 import { GPT } from "../src/nn/gpt.ts";
 import { HybridLM } from "../src/nn/hybrid-model.ts";
@@ -28,11 +28,12 @@ const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOff
 function run(cfg: ModelConfig, recipe: string, bf16Operands: boolean, poison?: (m: GPT | HybridLM) => void) {
   const be = new CpuBackend({ threads: 1, bf16Operands });
   let casts = 0, handed = 0;
+  const ops: CpuOperand[] = [];
   const q = be.quantize.bind(be), h = be.bf16Operand.bind(be);
   be.quantize = (...a) => (casts++, q(...a));
   be.bf16Operand = (...a) => {
     const op = h(...a);
-    if (op) handed++;
+    if (op) handed++, ops.push(op);
     return op;
   };
   try {
@@ -47,7 +48,9 @@ function run(cfg: ModelConfig, recipe: string, bf16Operands: boolean, poison?: (
     }
     ctx.training = false;
     losses.push(model.step(be.tokens(tokens(B * T, cfg.vocabSize, 30), [B, T]), be.tokens(tokens(B * T, cfg.vocabSize, 31), [B, T]), false));
-    return { losses, grads: model.params.map((p) => bits((p.grad as CpuTensor).data)), names: model.params.map((p) => p.name), casts, handed };
+    // operands whose producer was told its FP32 output has no other reader (the CPU poisons that output with NaN)
+    const unused = ops.filter((o) => o.fp32Unused).length;
+    return { losses, grads: model.params.map((p) => bits((p.grad as CpuTensor).data)), names: model.params.map((p) => p.name), casts, handed, unused };
   } finally {
     be.close();
   }
@@ -69,6 +72,33 @@ test("bf16 operands: a GPT step hands out X for every linear and dY for all but 
   const r = run({ ...MODEL, nLayers: 2 }, "bf16", true);
   // per training step: X of 2 × 4 linears + head; dY of 2 × 3 (qkv, proj, fc1) + block 0's fc2 + head; the eval forward: X only
   assert.equal(r.handed, 2 * (9 + 8) + 9);
+  // FP32 outputs left unwritten (their one reader is the GEMM, Wgrad shares the operand): per training step
+  // the norms' outputs (2 × 2 + final), squared ReLU's (2) and its gradient (2), dqkv (2) and dlogits;
+  // the eval forward: the norms' and squared ReLU's outputs (not attention's: its backward reads it; not
+  // the residual adds': the residual stream goes on)
+  assert.equal(r.unused, 2 * (5 + 2 + 2 + 2 + 1) + (5 + 2));
+  // without the operands nothing is skipped
+  assert.equal(run({ ...MODEL, nLayers: 2 }, "bf16", false).unused, 0);
+});
+
+test("fp32Unused: the op fills the operand as before and the CPU poisons the FP32 output it was told nobody reads", () => {
+  const be = new CpuBackend({ threads: 1 });
+  try {
+    const s: OperandSpec = { format: "bf16", rounding: "rtn" };
+    const x = be.fromArray(Float32Array.from([1.5, -2, 3.0009765625, 0.25]), [1, 4]);
+    const [kept, skipped] = [false, true].map((unused) => {
+      const op = be.bf16Operand(1, 4, s, "a.fprop.input")!;
+      op.fp32Unused = unused;
+      const out = be.alloc([1, 4]);
+      be.sqreluForward(out, x, op);
+      return { values: Array.from(op.values), out: Array.from(out.data) };
+    });
+    assert.deepEqual(skipped.values, kept.values);
+    assert.deepEqual(kept.out, [2.25, 0, Math.fround(3.0009765625 * 3.0009765625), 0.0625]);
+    assert.ok(skipped.out.every(Number.isNaN), `poisoned: ${skipped.out}`);
+  } finally {
+    be.close();
+  }
 });
 
 test("bf16 operands: NaN reaches the same NonFiniteError, naming the same operand, as the cast", () => {

@@ -41,6 +41,13 @@ export interface Operand {
   readonly rows: number;
   readonly cols: number;
   readonly spec: OperandSpec;
+  /**
+   * Set on a bf16Operand by its caller before handing it to the op that fills it: the GEMMs taking
+   * this operand are the only readers of the op's FP32 output, so the op may leave that output
+   * unwritten (the CUDA kernels skip the store) — the CPU oracle fills it with NaN instead, so that
+   * a reader nobody declared shows up as a NonFiniteError in the CPU tests, not as stale values.
+   */
+  fp32Unused?: boolean;
 }
 
 export interface Backend<T extends Tensor = Tensor, K extends Tokens = Tokens, O extends Operand = Operand> {
@@ -73,6 +80,7 @@ export interface Backend<T extends Tensor = Tensor, K extends Tokens = Tokens, O
    * `name` (NaN/Inf → NonFiniteError naming `name`, at once or where the backend reads its checks).
    * What saves the cast's read of x. Null where the backend casts instead (and for other specs);
    * gemm refuses an operand no op filled. Optional: a backend without it casts every operand.
+   * With `fp32Unused` set (Operand) the op may skip writing x itself.
    */
   bf16Operand?(rows: number, cols: number, spec: OperandSpec, name: string): O | null;
   /** c (M, N) = alpha·A·Bᵀ (+ c if accumulate), A (M, K), B (N, K); FP32 accumulation, alpha from the operands' tensor scales */

@@ -72,7 +72,7 @@ export class Attention {
     const HS = this.cfg.dModel / NH;
     this.proj.backward(this.datt, dout);
     be.attentionBackward(this.dq, this.dk, this.dv, this.datt, this.q, this.k, this.v, this.att, this.probs, B, T, NH, NKV, HS);
-    if (this.rope) be.qkvRopeConcat(this.dqkv, this.dq, this.dk, this.dv, B, T, NH, NKV, HS, ropeTheta, this.qkv.bf16Grad(this.dqkv));
+    if (this.rope) be.qkvRopeConcat(this.dqkv, this.dq, this.dk, this.dv, B, T, NH, NKV, HS, ropeTheta, this.qkv.bf16Grad(this.dqkv, true));
     else be.concatColumns(this.dqkv, [this.dq, this.dk, this.dv], B * T, this.widths);
     this.qkv.backward(dx, this.dqkv);
   }

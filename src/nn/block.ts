@@ -54,10 +54,10 @@ export class Block {
   /** out (B·T, C) ← x */
   forward(out: Tensor, x: Tensor): void {
     const be = this.ctx.be;
-    this.norm1.forward(this.n1, x, this.attn.qkv.bf16Input(this.n1, this.BT));
+    this.norm1.forward(this.n1, x, this.attn.qkv.bf16Input(this.n1, this.BT, true));
     this.attn.forward(this.a, this.n1);
     be.add(this.r1, x, this.a);
-    this.norm2.forward(this.n2, this.r1, this.mlp.fc1.bf16Input(this.n2, this.BT));
+    this.norm2.forward(this.n2, this.r1, this.mlp.fc1.bf16Input(this.n2, this.BT, true));
     this.mlp.forward(this.m, this.n2);
     be.add(out, this.r1, this.m);
   }

@@ -74,7 +74,7 @@ export class HybridBlock {
 
   /** out (B·T, C) ← x */
   forward(out: Tensor, x: Tensor): void {
-    this.norm.forward(this.n, x, this.linears[0].bf16Input(this.n, this.BT));
+    this.norm.forward(this.n, x, this.linears[0].bf16Input(this.n, this.BT, true));
     this.mixer.forward(this.m, this.n);
     this.ctx.be.add(out, x, this.m);
   }

@@ -82,9 +82,9 @@ export abstract class LanguageModel<Blk extends ModelBlock> {
     this.tokens = inputs;
     be.embeddingForward(this.acts[0], inputs, this.embed.data, V, C);
     this.blocks.forEach((b, i) => b.forward(this.acts[i + 1], this.acts[i]));
-    this.normF.forward(this.xF, this.acts[L], this.head.bf16Input(this.xF, BT));
+    this.normF.forward(this.xF, this.acts[L], this.head.bf16Input(this.xF, BT, true));
     this.head.forward(this.logits, this.xF, BT);
-    const loss = be.crossEntropy(this.losses, backward ? this.dlogits : null, this.logits, targets, V, lossScale / BT, backward ? this.head.bf16Grad(this.dlogits) : null);
+    const loss = be.crossEntropy(this.losses, backward ? this.dlogits : null, this.logits, targets, V, lossScale / BT, backward ? this.head.bf16Grad(this.dlogits, true) : null);
     if (!backward) return loss;
     this.head.backward(this.dxF, this.dlogits);
     gradsReady?.([this.head.weight]);

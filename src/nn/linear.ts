@@ -14,7 +14,10 @@
  * same values, one quantize pass instead of two.
  * Where X (Fprop) or dY (Dgrad) is such a BF16 operand, the op that writes the tensor can write the
  * operand too (Backend.bf16Operand): the module owning that op asks `bf16Input` / `bf16Grad` for it,
- * hands it to the op, and the GEMM takes it instead of casting x or dy again.
+ * hands it to the op, and the GEMM takes it instead of casting x or dy again. A module whose
+ * tensor has no reader but this layer says so (`sole`); where this layer's GEMMs then never read
+ * the FP32 tensor either (Wgrad shares the operand, or no backward follows), the operand is marked
+ * fp32Unused and the op may skip writing the FP32 tensor; a later need for it is an error.
  */
 import type { Operand, Tensor } from "../backends/backend.ts";
 import type { LayerSite } from "../recipes/recipe.ts";
@@ -41,6 +44,8 @@ export class Linear {
   /** operands a producing op filled for the next forward's X and backward's dY (bf16Input, bf16Grad), with their tensor */
   private givenX: { t: Tensor; op: Operand } | null = null;
   private givenDy: { t: Tensor; op: Operand } | null = null;
+  /** the last forward's x, or the dy handed to bf16Grad, was left unwritten by its producer (fp32Unused) */
+  private xUnwritten = false;
 
   constructor(
     private readonly ctx: RunContext,
@@ -91,24 +96,30 @@ export class Linear {
    * telemetry steps (which measure each quantize) and where the backend casts. forward(y, x) then
    * takes it instead of quantizing x.
    */
-  bf16Input(x: Tensor, N: number): Operand | null {
-    this.givenX = this.give(this.givenX, x, N, this.inF, "fprop");
+  bf16Input(x: Tensor, N: number, sole = false): Operand | null {
+    this.givenX = this.give(this.givenX, x, N, this.inF, "fprop", sole);
     return this.givenX?.op ?? null;
   }
 
   /** The same for dy (N, out), the next backward's Dgrad (and, shared, Wgrad) gradient operand; N is the last forward's. */
-  bf16Grad(dy: Tensor): Operand | null {
-    this.givenDy = this.give(this.givenDy, dy, this.n, this.outF, "dgrad");
+  bf16Grad(dy: Tensor, sole = false): Operand | null {
+    this.givenDy = this.give(this.givenDy, dy, this.n, this.outF, "dgrad", sole);
     return this.givenDy?.op ?? null;
   }
 
-  private give(old: { t: Tensor; op: Operand } | null, t: Tensor, rows: number, cols: number, g: "fprop" | "dgrad"): { t: Tensor; op: Operand } | null {
+  /** `sole`: the caller reads t no more; then the op may skip t's FP32 values if this layer will not read them */
+  private give(old: { t: Tensor; op: Operand } | null, t: Tensor, rows: number, cols: number, g: "fprop" | "dgrad", sole: boolean): { t: Tensor; op: Operand } | null {
     const be = this.ctx.be;
     if (old) be.releaseOperand(old.op);
-    const spec = this.ctx.plan(this.site)[g].a;
+    const plan = this.ctx.plan(this.site);
+    const spec = plan[g].a;
     if (this.ctx.telemetry || !be.bf16Operand || !elementwise(spec) || spec.format !== "bf16" || rows * cols !== t.size) return null;
     const op = be.bf16Operand(rows, cols, spec, `${this.name}.${g}.${spec.role}`);
-    return op ? { t, op } : null;
+    if (!op) return null;
+    // who else reads t in FP32: Wgrad (unless it takes this operand transposed); for X nothing without a backward
+    const wgradShares = this.sharing && shareable(spec, g === "fprop" ? plan.wgrad.b : plan.wgrad.a);
+    if (sole && (wgradShares || (g === "fprop" && !this.ctx.training))) op.fp32Unused = true;
+    return { t, op };
   }
 
   /** the operand bf16Input/bf16Grad handed out for t, if it is the one the plan wants now (any other is freed) */
@@ -116,7 +127,14 @@ export class Linear {
     if (!given) return null;
     if (given.t === t && shareable(given.op.spec, want)) return given.op;
     this.ctx.be.releaseOperand(given.op);
+    if (given.op.fp32Unused) throw new Error(`${this.name}: the operand handed out for this tensor was not taken, and its producer skipped the FP32 values (fp32Unused); internal error`);
     return null;
+  }
+
+  /** the FP32 source of an operand no shared one replaced: refused where its producer skipped writing it */
+  private fp32(t: Tensor, unwritten: boolean, what: string): Tensor {
+    if (unwritten) throw new Error(`${this.name}: ${what} must be quantized from FP32, but its producer skipped the FP32 values (fp32Unused); internal error`);
+    return t;
   }
 
   /** a saved operand if its spec is still the one the plan wants now, else null (and it is freed) */
@@ -136,6 +154,7 @@ export class Linear {
     const keep = [this.sharing && shareable(plan.fprop.a, plan.wgrad.b), this.sharing && shareable(plan.fprop.b, plan.dgrad.b)];
     const gx = this.takeGiven(this.givenX, x, plan.fprop.a);
     this.givenX = null;
+    this.xUnwritten = gx?.fp32Unused ?? false;
     [this.savedXt, this.savedWt] = this.run("fprop", plan.fprop, y, [x, N, this.inF, false], [this.weight.data, this.outF, this.inF, false], false, [gx], keep);
   }
 
@@ -148,6 +167,7 @@ export class Linear {
     this.savedWt = this.savedXt = null;
     const gdy = this.takeGiven(this.givenDy, dy, plan.dgrad.a);
     this.givenDy = null;
+    const dyUnwritten = gdy?.fp32Unused ?? false;
     let dyt: Operand | null = null;
     if (dx) {
       [dyt] = this.run("dgrad", plan.dgrad, dx, [dy, N, this.outF, false], [this.weight.data, this.outF, this.inF, true], false, [gdy, wt], [this.sharing && shareable(plan.dgrad.a, plan.wgrad.a)]);
@@ -156,6 +176,7 @@ export class Linear {
       if (gdy && shareable(gdy.spec, plan.wgrad.a)) dyt = this.ctx.be.shareOperand(gdy, true);
       for (const op of [gdy, wt]) if (op) this.ctx.be.releaseOperand(op);
     }
-    this.run("wgrad", plan.wgrad, this.weight.grad, [dy, N, this.outF, true], [this.x, N, this.inF, true], true, [dyt, xt]);
+    const dySrc = dyt ? dy : this.fp32(dy, dyUnwritten, "Wgrad's dYᵀ"), xSrc = xt ? this.x : this.fp32(this.x, this.xUnwritten, "Wgrad's Xᵀ");
+    this.run("wgrad", plan.wgrad, this.weight.grad, [dySrc, N, this.outF, true], [xSrc, N, this.inF, true], true, [dyt, xt]);
   }
 }

@@ -40,7 +40,7 @@ export class MLP {
     const be = this.ctx.be;
     this.fc1.forward(this.h, x, this.BT);
     if (this.gated) be.swigluForward(this.a, this.h, this.BT, this.F);
-    else be.sqreluForward(this.a, this.h, this.fc2.bf16Input(this.a, this.BT));
+    else be.sqreluForward(this.a, this.h, this.fc2.bf16Input(this.a, this.BT, true));
     this.fc2.forward(out, this.a, this.BT);
   }
 
@@ -48,7 +48,7 @@ export class MLP {
     const be = this.ctx.be;
     this.fc2.backward(this.da, dout);
     if (this.gated) be.swigluBackward(this.dh, this.da, this.h, this.BT, this.F);
-    else be.sqreluBackward(this.dh, this.da, this.h, this.fc1.bf16Grad(this.dh));
+    else be.sqreluBackward(this.dh, this.da, this.h, this.fc1.bf16Grad(this.dh, true));
     this.fc1.backward(dx, this.dh);
   }
 }

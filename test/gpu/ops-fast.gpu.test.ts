@@ -236,6 +236,8 @@ test("training in BF16 on the GPU: fast kernels and shared operands track the pl
 /** a bf16 operand spec (the BF16 recipe's) */
 const BF16_SPEC = { format: "bf16", rounding: "rtn" } as const;
 const STREAM = { seed: 1, gemmId: 1, slot: 0 } as const;
+/** the cases whose kernels skip the FP32 store for an operand marked fp32Unused (the others cast after writing it) */
+const SKIPS_FP32 = new Set(["rmsnormForward", "sqreluForward (a scalar tail)", "sqreluBackward", "qkvRopeConcat", "crossEntropy (V 300: shared-memory rows)"]);
 
 test("BF16 operands written by the producing ops = the cast of their FP32 output bit for bit; FP32 outputs unchanged; NaN named as the cast names it", (t) => {
   withBackends(t, (fast, plain, cpu) => {
@@ -305,6 +307,15 @@ test("BF16 operands written by the producing ops = the cast of their FP32 output
       c.run(cpu, cop);
       assert.ok(relMaxErr(cop.values, fast.operandValues(op!)) <= 1e-2, `${c.what}: vs the CPU's operand`);
       fast.releaseOperand(op!);
+      // fp32Unused (the caller's GEMM is the FP32 output's one reader): the same operand; the kernels
+      // that can skip the FP32 store leave the (zero-filled) output untouched, the others write it as before
+      const op2 = fast.bf16Operand(c.rows, c.cols, BF16_SPEC, `${c.what}.fprop.input`)!;
+      op2.fp32Unused = true;
+      const out2 = fast.toArray(c.run(fast, op2));
+      bitsEqual(`${c.what}: operand with fp32Unused = the cast`, fast.operandValues(op2), fast.operandValues(cast));
+      if (SKIPS_FP32.has(c.what)) assert.ok(out2.every((v) => Object.is(v, 0)), `${c.what}: FP32 output left unwritten`);
+      else bitsEqual(`${c.what}: FP32 output written as without fp32Unused`, out2, fast.toArray(ref));
+      fast.releaseOperand(op2);
       fast.releaseOperand(cast);
       fast.flushChecks();
     }

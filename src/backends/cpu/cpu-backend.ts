@@ -39,7 +39,7 @@ export class CpuTokens implements Tokens {
 }
 
 /** `pending`: the name of a bf16Operand no op has filled yet */
-export type CpuOperand = QuantizedOperand & { pending?: string };
+export type CpuOperand = QuantizedOperand & { pending?: string; fp32Unused?: boolean };
 
 export interface CpuBackendOptions {
   /** GEMM worker threads (default: FP4LM_THREADS or all cores) */
@@ -126,6 +126,8 @@ export class CpuBackend implements Backend<CpuTensor, CpuTokens, CpuOperand> {
     if (op.rows * op.cols !== x.size) throw new RangeError(`${what}: a BF16 operand of ${op.rows}x${op.cols} for ${x.size} values`);
     assertFinite(x.data, [op.rows, op.cols], op.pending);
     op.values.set(x.data);
+    // the caller declared the FP32 output unread (the CUDA kernels skip writing it): poison it, so a reader shows
+    if (op.fp32Unused) x.data.fill(NaN);
     roundBf16InPlace(op.values);
     delete op.pending;
   }

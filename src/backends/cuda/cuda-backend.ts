@@ -580,6 +580,11 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     this.checked();
   }
 
+  /** a `_bf16` kernel's FP32 output argument: null where the caller declared it unread (Operand.fp32Unused) */
+  private fp32Out(t: CudaTensor, bf16: CudaOperand): KernelArg {
+    return ptr(bf16.fp32Unused ? 0n : t.ptr);
+  }
+
   /** the operand's storage as a kernel's BF16 output (8-byte aligned: allocator blocks are) and its check slot */
   private bf16Out(op: CudaOperand, n: number, what: string): KernelArg[] {
     return [ptr(op.ptr), ptr(this.fillSlot(op, n, what))];
@@ -638,6 +643,7 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
   rmsnormForward(out: CudaTensor, rstd: CudaTensor, x: CudaTensor, w: CudaTensor, N: number, C: number, eps: number, bf16?: CudaOperand | null): void {
     const args = [ptr(out.ptr), ptr(rstd.ptr), ptr(x.ptr), ptr(w.ptr), i32(N), i32(C), f32(eps)];
     if (!bf16) return this.launch("rmsnorm.cu", "rmsnorm_forward", [Math.ceil(N / 8), 1, 1], B256, 0, args);
+    args[0] = this.fp32Out(out, bf16);
     this.launch("rmsnorm.cu", "rmsnorm_forward_bf16", [Math.ceil(N / 8), 1, 1], B256, 0, [...args, ...this.bf16Out(bf16, out.size, "rmsnormForward")]);
     this.checked();
   }
@@ -737,6 +743,7 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     const args = [ptr(dqkv.ptr), ptr(dq.ptr), ptr(dk.ptr), ptr(dv.ptr), ptr(t.cos), ptr(t.sin), i32(B), i32(T), i32(NH), i32(NKV), i32(HS)];
     const grid = grid1((B * T * (NH + 2 * NKV) * HS) / 8);
     if (!bf16) return this.launch("rope.cu", "qkv_rope_concat", grid, B256, 0, args);
+    args[0] = this.fp32Out(dqkv, bf16);
     this.launch("rope.cu", "qkv_rope_concat_bf16", grid, B256, 0, [...args, ...this.bf16Out(bf16, dqkv.size, "qkvRopeConcat")]);
     this.checked();
   }
@@ -886,9 +893,11 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
    * the `_v4` kernel runs (it writes the operand beside the FP32 output), else the kernel chosen as
    * before and, for an operand, the cast into it.
    */
-  private elementwise(name: string, out: CudaTensor, ins: CudaTensor[], args: KernelArg[], bf16: CudaOperand | null | undefined, what: string): void {
+  /** `skippable`: the kernel's `_bf16` form takes a null out (args[0]) when bf16.fp32Unused */
+  private elementwise(name: string, out: CudaTensor, ins: CudaTensor[], args: KernelArg[], bf16: CudaOperand | null | undefined, what: string, skippable = false): void {
     const [k, grid] = this.v4(name, out, ...ins);
     if (bf16 && k.endsWith("_v4")) {
+      if (skippable) args[0] = this.fp32Out(out, bf16);
       this.launch("elementwise.cu", `${name}_bf16`, grid, B256, 0, [...args, ...this.bf16Out(bf16, out.size, what)]);
       this.checked();
       return;
@@ -898,11 +907,11 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
   }
 
   sqreluForward(out: CudaTensor, x: CudaTensor, bf16?: CudaOperand | null): void {
-    this.elementwise("sqrelu_forward", out, [x], [ptr(out.ptr), ptr(x.ptr), i64(x.size)], bf16, "sqreluForward");
+    this.elementwise("sqrelu_forward", out, [x], [ptr(out.ptr), ptr(x.ptr), i64(x.size)], bf16, "sqreluForward", true);
   }
 
   sqreluBackward(dx: CudaTensor, dout: CudaTensor, x: CudaTensor, bf16?: CudaOperand | null): void {
-    this.elementwise("sqrelu_backward", dx, [x, dout], [ptr(dx.ptr), ptr(dout.ptr), ptr(x.ptr), i64(x.size)], bf16, "sqreluBackward");
+    this.elementwise("sqrelu_backward", dx, [x, dout], [ptr(dx.ptr), ptr(dout.ptr), ptr(x.ptr), i64(x.size)], bf16, "sqreluBackward", true);
   }
 
   swigluForward(out: CudaTensor, gateUp: CudaTensor, rows: number, F: number): void {
@@ -980,6 +989,7 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     const args = [ptr(losses.ptr), ptr(dlogits ? dlogits.ptr : 0n), ptr(logits.ptr), ptr(targets.ptr), i32(N), i32(V), f32(scale), ptr(err)];
     if (smem && bf16 && dlogits) {
       // the head's gradient operand written by the kernel that makes dlogits (B·T·V: the largest cast of a step)
+      args[1] = this.fp32Out(dlogits, bf16);
       this.launch("cross-entropy.cu", "cross_entropy_forward_backward_smem_bf16", [N, 1, 1], [1024, 1, 1], V * 4, [...args, ...this.bf16Out(bf16, dlogits.size, "crossEntropy")]);
       this.checked();
     } else {

@@ -169,15 +169,15 @@ __device__ __forceinline__ void cross_entropy_smem_impl(float* losses, float* dl
   s = block_sum(s, red);
   const float xt = reinterpret_cast<const float*>(row_sh)[tgt];
   if (tid == 0) losses[n] = m + logf(s) - xt;
-  if (dlogits == nullptr) return;
+  if (dlogits == nullptr && dlogits16 == nullptr) return;
   const float inv = 1.0f / s;
-  float4* drow = reinterpret_cast<float4*>(dlogits + (long long)n * V);
+  float4* drow = dlogits == nullptr ? nullptr : reinterpret_cast<float4*>(dlogits + (long long)n * V);
   for (int i = tid; i < V4; i += nt) {
     const float4 x = row_sh[i];
     const int j = 4 * i;
     const float4 d = make_float4((expf(x.x - m) * inv - (j == tgt ? 1.0f : 0.0f)) * scale, (expf(x.y - m) * inv - (j + 1 == tgt ? 1.0f : 0.0f)) * scale,
                                  (expf(x.z - m) * inv - (j + 2 == tgt ? 1.0f : 0.0f)) * scale, (expf(x.w - m) * inv - (j + 3 == tgt ? 1.0f : 0.0f)) * scale);
-    drow[i] = d;
+    if (drow != nullptr) drow[i] = d;
     if (dlogits16 != nullptr) bf16_out4(dlogits16, bad, (long long)n * V + j, d);
   }
 }
@@ -190,7 +190,8 @@ extern "C" __global__ void __launch_bounds__(1024) cross_entropy_forward_backwar
 /**
  * cross_entropy_forward_backward_smem_bf16(float* losses, float* dlogits, const float* logits, const int* targets,
  *                                          int N, int V, float scale, int* err, unsigned short* dlogits16, unsigned long long* bad)
- *   cross_entropy_forward_backward_smem (same launch and bits; dlogits not null) and dlogits16 (N, V)
+ *   cross_entropy_forward_backward_smem (same launch and bits; a null dlogits writes only dlogits16,
+ *   Operand.fp32Unused) and dlogits16 (N, V)
  *   = BF16(dlogits) with dlogits' non-finite check into `bad` (bf16-out.cuh): the head's Dgrad/Wgrad
  *   operand without a cast (the largest of a step: B·T·V). A bad target's row is left as the FP32 one.
  */

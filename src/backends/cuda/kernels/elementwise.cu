@@ -169,19 +169,20 @@ extern "C" __global__ void accumulate_v4(float* dst, const float* src, long long
  * sqrelu_backward_bf16(float* dx, const float* dout, const float* x, long long n, unsigned short* dx16, unsigned long long* bad)
  * add_bf16(float* out, const float* a, const float* b, long long n, unsigned short* out16, unsigned long long* bad)
  *   As the `_v4` kernels (same launch, aliasing and FP32 bits), plus out16 (n) = BF16 of the FP32
- *   output and its non-finite check into `bad`. out16 8-byte aligned.
+ *   output and its non-finite check into `bad`. out16 8-byte aligned. The squared-ReLU ones take a
+ *   null out / dx: only the operand is written (Operand.fp32Unused: the GEMM is its one reader).
  */
 extern "C" __global__ void sqrelu_forward_bf16(float* out, const float* x, long long n, unsigned short* out16, unsigned long long* bad) {
   GRID_STRIDE_V4(i, n) {
     if (i + 3 < n) {
       const float4 v = LD4(x, i);
       const float4 y = make_float4(sqrelu_f(v.x), sqrelu_f(v.y), sqrelu_f(v.z), sqrelu_f(v.w));
-      ST4(out, i, y);
+      if (out) ST4(out, i, y);
       bf16_out4(out16, bad, i, y);
     } else {
       for (long long j = i; j < n; j++) {
         const float y = sqrelu_f(x[j]);
-        out[j] = y;
+        if (out) out[j] = y;
         bf16_out1(out16, bad, j, y);
       }
     }
@@ -193,12 +194,12 @@ extern "C" __global__ void sqrelu_backward_bf16(float* dx, const float* dout, co
     if (i + 3 < n) {
       const float4 v = LD4(x, i), d = LD4(dout, i);
       const float4 y = make_float4(sqrelu_grad_f(v.x, d.x), sqrelu_grad_f(v.y, d.y), sqrelu_grad_f(v.z, d.z), sqrelu_grad_f(v.w, d.w));
-      ST4(dx, i, y);
+      if (dx) ST4(dx, i, y);
       bf16_out4(dx16, bad, i, y);
     } else {
       for (long long j = i; j < n; j++) {
         const float y = sqrelu_grad_f(x[j], dout[j]);
-        dx[j] = y;
+        if (dx) dx[j] = y;
         bf16_out1(dx16, bad, j, y);
       }
     }

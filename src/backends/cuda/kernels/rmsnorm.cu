@@ -32,7 +32,7 @@ __device__ __forceinline__ void rmsnorm_forward_impl(T* out, float* rstd, const 
   // Each lane rereads exactly the elements it writes, so out may alias x.
   for (int i = lane; i < C; i += 32) {
     const float v = act_load(xr + i) * r * weight[i];
-    act_store(outr + i, v);
+    if (out != nullptr) act_store(outr + i, v);
     if (out16 != nullptr) bf16_out1(out16, bad, (long long)row * C + i, v);
   }
 }
@@ -52,6 +52,7 @@ extern "C" __global__ void rmsnorm_forward(float* out, float* rstd, const float*
  *                      unsigned short* out16, unsigned long long* bad)
  *   rmsnorm_forward (same launch, same out and rstd bits), and out16 (N,C) = BF16(out) with out's
  *   non-finite check into the slot `bad` (bf16-out.cuh): the next GEMM's operand without a cast.
+ *   A null out writes only out16 and rstd (Operand.fp32Unused: the GEMM is out's one reader).
  */
 extern "C" __global__ void rmsnorm_forward_bf16(float* out, float* rstd, const float* x, const float* weight, int N, int C, float eps, unsigned short* out16,
                                                 unsigned long long* bad) {

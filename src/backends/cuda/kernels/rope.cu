@@ -107,8 +107,10 @@ __device__ __forceinline__ void qkv_rope_impl(float* qkv, float* q, float* k, fl
       const float4 c = *reinterpret_cast<const float4*>(cosT + t * half + i), sn = *reinterpret_cast<const float4*>(sinT + t * half + i);
       rope_rotate4(x1, x2, c, sn, kBackward ? -1.0f : 1.0f);
     }
-    *reinterpret_cast<float4*>(dst + i) = x1;
-    *reinterpret_cast<float4*>(dst + half + i) = x2;
+    if (!kBackward || qkv != nullptr) {  // backward with a null dqkv: only its BF16 operand (Operand.fp32Unused)
+      *reinterpret_cast<float4*>(dst + i) = x1;
+      *reinterpret_cast<float4*>(dst + half + i) = x2;
+    }
     // the BF16 copy of what was just written, at the same flat index of its tensor
     unsigned short* d16 = kBackward ? fused16 : part16;
     if (d16 != nullptr) {
@@ -155,7 +157,7 @@ extern "C" __global__ void qkv_split_rope_bf16(const float* qkv, float* q, float
 /**
  * qkv_rope_concat_bf16(float* dqkv, const float* dq, const float* dk, const float* dv, const float* cos,
  *                      const float* sin, int B, int T, int NH, int NKV, int HS, unsigned short* dqkv16, unsigned long long* bad)
- *   qkv_rope_concat (same launch, same dqkv bits) and dqkv16 (B·T, W) = BF16(dqkv) with dqkv's
+ *   qkv_rope_concat (same launch, same dqkv bits; a null dqkv writes only dqkv16) and dqkv16 (B·T, W) = BF16(dqkv) with dqkv's
  *   non-finite check into `bad`: the QKV layer's Dgrad/Wgrad operand without a cast.
  */
 extern "C" __global__ void qkv_rope_concat_bf16(float* dqkv, const float* dq, const float* dk, const float* dv, const float* cosT, const float* sinT, int B, int Tlen, int NH, int NKV,
