@@ -83,8 +83,13 @@ export interface Backend<T extends Tensor = Tensor, K extends Tokens = Tokens, O
    * With `fp32Unused` set (Operand) the op may skip writing x itself.
    */
   bf16Operand?(rows: number, cols: number, spec: OperandSpec, name: string): O | null;
-  /** c (M, N) = alpha·A·Bᵀ (+ c if accumulate), A (M, K), B (N, K); FP32 accumulation, alpha from the operands' tensor scales */
-  gemm(c: T, a: O, b: O, accumulate: boolean): void;
+  /**
+   * c (M, N) = alpha·A·Bᵀ (+ c if accumulate), A (M, K), B (N, K); FP32 accumulation, alpha from the
+   * operands' tensor scales. `addend` (M, N), not c, with accumulate false: c = alpha·A·Bᵀ + addend,
+   * the same values as the GEMM into c followed by accumulate(c, addend) (one FP32 rounding of the
+   * sum, after alpha's): a residual connection fused into the GEMM's epilogue where the backend can.
+   */
+  gemm(c: T, a: O, b: O, accumulate: boolean, addend?: T | null): void;
   /** quantization telemetry of `op`, made by quantize(x, rows, cols, op.spec, transpose, stream):
    * relative error, shares flushed to zero and saturated, amax (recipes/operand-stats.ts); before the GEMM consumes op */
   quantStats(x: T, rows: number, cols: number, transpose: boolean, stream: OperandStream, op: O): QuantStats;
@@ -158,4 +163,12 @@ export interface Backend<T extends Tensor = Tensor, K extends Tokens = Tokens, O
   adamwMany(params: T[], grads: T[], ms: T[], vs: T[], decay: boolean[], lr: number, t: number, cfg: AdamWConfig, gradScale: number): void;
   /** free what the backend holds (worker threads, device memory) */
   close(): void;
+}
+
+/** gemm's addend: (M, N) like c, not c itself, and not with accumulate (Backend.gemm) */
+export function checkAddend(c: Tensor, accumulate: boolean, addend: Tensor | null | undefined): void {
+  if (!addend) return;
+  if (accumulate) throw new RangeError("gemm: an addend with accumulate (c += A·Bᵀ + addend) is not supported");
+  if (addend === c) throw new RangeError("gemm: the addend must not be c (use accumulate)");
+  if (addend.size !== c.size) throw new RangeError(`gemm: the addend has ${addend.size} elements, C ${c.size}`);
 }

@@ -56,14 +56,15 @@ export class Attention {
   }
 
   /** out (B·T, C) ← x (B·T, C) */
-  forward(out: Tensor, x: Tensor): void {
+  /** out (B·T, C) ← attention(x) (+ residual, added by the output projection's GEMM) */
+  forward(out: Tensor, x: Tensor, residual: Tensor | null = null): void {
     const be = this.ctx.be, { B, T } = this, { nHeads: NH, nKvHeads: NKV, ropeTheta } = this.cfg;
     const HS = this.cfg.dModel / NH;
     this.qkv.forward(this.qkvOut, x, B * T);
     if (this.rope) be.qkvSplitRope(this.qkvOut, this.q, this.k, this.v, B, T, NH, NKV, HS, ropeTheta);
     else be.splitColumns(this.qkvOut, [this.q, this.k, this.v], B * T, this.widths);
     be.attentionForward(this.att, this.probs, this.q, this.k, this.v, B, T, NH, NKV, HS, this.proj.bf16Input(this.att, B * T));
-    this.proj.forward(out, this.att, B * T);
+    this.proj.forward(out, this.att, B * T, residual);
   }
 
   /** dx (B·T, C) ← dout (B·T, C) */

@@ -17,10 +17,8 @@ export class Block {
   readonly mlp: MLP;
   // (B·T, C) activations and gradients
   private readonly n1: Tensor;
-  private readonly a: Tensor;
   private readonly r1: Tensor;
   private readonly n2: Tensor;
-  private readonly m: Tensor;
   private readonly dn: Tensor;
   private readonly dr1: Tensor;
   private readonly dtmp: Tensor;
@@ -34,7 +32,7 @@ export class Block {
     this.mlp = new MLP(ctx, `${name}.mlp`, cfg, index, index * 4 + 2, BT);
     const be = ctx.be;
     this.BT = BT;
-    [this.n1, this.a, this.r1, this.n2, this.m, this.dn, this.dr1, this.dtmp] = Array.from({ length: 8 }, () => be.alloc([BT, C]));
+    [this.n1, this.r1, this.n2, this.dn, this.dr1, this.dtmp] = Array.from({ length: 6 }, () => be.alloc([BT, C]));
   }
 
   get linears(): Linear[] {
@@ -53,13 +51,10 @@ export class Block {
 
   /** out (B·T, C) ← x */
   forward(out: Tensor, x: Tensor): void {
-    const be = this.ctx.be;
     this.norm1.forward(this.n1, x, this.attn.qkv.bf16Input(this.n1, this.BT, true));
-    this.attn.forward(this.a, this.n1);
-    be.add(this.r1, x, this.a);
+    this.attn.forward(this.r1, this.n1, x); // r1 = x + attn(n1): the residual added in proj's GEMM
     this.norm2.forward(this.n2, this.r1, this.mlp.fc1.bf16Input(this.n2, this.BT, true));
-    this.mlp.forward(this.m, this.n2);
-    be.add(out, this.r1, this.m);
+    this.mlp.forward(out, this.n2, this.r1); // out = r1 + mlp(n2), in fc2's GEMM
   }
 
   /** dx ← dout (both (B·T, C)); dx may not alias dout; `bf16`: the BF16 operand of dx for the block below (its outputLinear.bf16Grad) */

@@ -21,7 +21,6 @@ export class HybridBlock {
   readonly mixer: Mamba2 | Attention | MLP;
   // (B·T, C)
   private readonly n: Tensor;
-  private readonly m: Tensor;
   private readonly dn: Tensor;
   private readonly dtmp: Tensor;
   private readonly BT: number;
@@ -34,7 +33,7 @@ export class HybridBlock {
     if (kind === "M") this.mixer = new Mamba2(ctx, `${name}.mamba`, cfg, index, first, B, T);
     else if (kind === "*") this.mixer = new Attention(ctx, `${name}.attn`, cfg, index, first, B, T, false);
     else this.mixer = new MLP(ctx, `${name}.mlp`, cfg, index, first, BT);
-    [this.n, this.m, this.dn, this.dtmp] = Array.from({ length: 4 }, () => ctx.be.alloc([BT, C]));
+    [this.n, this.dn, this.dtmp] = Array.from({ length: 3 }, () => ctx.be.alloc([BT, C]));
   }
 
   private wrong(want: BlockKind): Error {
@@ -75,8 +74,7 @@ export class HybridBlock {
   /** out (B·T, C) ← x */
   forward(out: Tensor, x: Tensor): void {
     this.norm.forward(this.n, x, this.linears[0].bf16Input(this.n, this.BT, true));
-    this.mixer.forward(this.m, this.n);
-    this.ctx.be.add(out, x, this.m);
+    this.mixer.forward(out, this.n, x); // out = x + mixer(n): the residual added in the mixer's last GEMM
   }
 
   /** dx ← dout (both (B·T, C)); dx may not alias dout; `bf16`: the BF16 operand of dx (Block.backward) */

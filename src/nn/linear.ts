@@ -70,7 +70,7 @@ export class Linear {
    * One GEMM. `given` operands replace quantizing a or b; `keep` asks for a transposed handle to
    * a's or b's operand for a later GEMM (null where the backend cannot share it).
    */
-  private run(g: keyof typeof GEMMS, plan: GemmPlan, out: Tensor, a: Source, b: Source, acc: boolean, given: (Operand | null)[] = [], keep: boolean[] = []): (Operand | null)[] {
+  private run(g: keyof typeof GEMMS, plan: GemmPlan, out: Tensor, a: Source, b: Source, acc: boolean, given: (Operand | null)[] = [], keep: boolean[] = [], addend: Tensor | null = null): (Operand | null)[] {
     const be = this.ctx.be;
     const sa = this.stream(g, 0), sb = this.stream(g, 1);
     const qa = given[0] ?? be.quantize(a[0], a[1], a[2], plan.a, a[3], sa, `${this.name}.${g}.${plan.a.role}`);
@@ -81,7 +81,7 @@ export class Linear {
       tel.add(this.name, g, plan.b, be.quantStats(b[0], b[1], b[2], b[3], sb, qb));
     }
     const kept = [keep[0] ? be.shareOperand(qa, true) : null, keep[1] ? be.shareOperand(qb, true) : null];
-    be.gemm(out, qa, qb, acc);
+    be.gemm(out, qa, qb, acc, addend);
     return kept;
   }
 
@@ -144,8 +144,12 @@ export class Linear {
     return null;
   }
 
-  /** y (N, out) = x (N, in) · Wᵀ; keeps x (and, where shareable, its operand and W's) for the backward pass. */
-  forward(y: Tensor, x: Tensor, N: number): void {
+  /**
+   * y (N, out) = x (N, in) · Wᵀ (+ residual (N, out), not y: a residual connection, added in the
+   * GEMM's epilogue where the backend can); keeps x (and, where shareable, its operand and W's) for
+   * the backward pass.
+   */
+  forward(y: Tensor, x: Tensor, N: number, residual: Tensor | null = null): void {
     // what a forward without a backward (evaluation) kept is dropped here
     for (const op of [this.savedXt, this.savedWt]) if (op) this.ctx.be.releaseOperand(op);
     this.x = x;
@@ -155,7 +159,7 @@ export class Linear {
     const gx = this.takeGiven(this.givenX, x, plan.fprop.a);
     this.givenX = null;
     this.xUnwritten = gx?.fp32Unused ?? false;
-    [this.savedXt, this.savedWt] = this.run("fprop", plan.fprop, y, [x, N, this.inF, false], [this.weight.data, this.outF, this.inF, false], false, [gx], keep);
+    [this.savedXt, this.savedWt] = this.run("fprop", plan.fprop, y, [x, N, this.inF, false], [this.weight.data, this.outF, this.inF, false], false, [gx], keep, residual);
   }
 
   /** dx (N, in) = dy · W (skipped when dx is null); W.grad += dyᵀ · x. */

@@ -99,7 +99,8 @@ export class Mamba2 {
   }
 
   /** out (B·T, C) ← x (B·T, C) */
-  forward(out: Tensor, x: Tensor): void {
+  /** out (B·T, C) ← mixer(x) (+ residual, added by out_proj's GEMM) */
+  forward(out: Tensor, x: Tensor, residual: Tensor | null = null): void {
     const be = this.ctx.be, d = this.d, BT = this.B * this.T, GN = d.G * d.N;
     this.inProj.forward(this.zxbcdt, x, BT);
     be.splitColumns(this.zxbcdt, [this.z, this.xBC, this.dtRaw], BT, [d.dInner, d.convDim, d.H]);
@@ -107,7 +108,7 @@ export class Mamba2 {
     be.splitColumns(this.xBCa, [this.xs, this.Bm, this.Cm], BT, [d.dInner, GN, GN]);
     be.ssdForward(this.y, this.saved, this.xs, this.dtRaw, this.aLog.data, this.dtBias.data, this.D.data, this.Bm, this.Cm, this.dims);
     be.gatedRmsnormForward(this.yn, this.rstd, this.y, this.z, this.normWeight.data, BT, d.dInner, d.dInner / d.G, this.eps);
-    this.outProj.forward(out, this.yn, BT);
+    this.outProj.forward(out, this.yn, BT, residual);
   }
 
   /** dx (B·T, C) ← dout (B·T, C); parameter gradients accumulate */

@@ -36,12 +36,13 @@ export class MLP {
     this.da = be.alloc([BT, F]);
   }
 
-  forward(out: Tensor, x: Tensor): void {
+  /** out (BT, C) ← mlp(x) (+ residual, added by fc2's GEMM) */
+  forward(out: Tensor, x: Tensor, residual: Tensor | null = null): void {
     const be = this.ctx.be;
     this.fc1.forward(this.h, x, this.BT);
     if (this.gated) be.swigluForward(this.a, this.h, this.BT, this.F);
     else be.sqreluForward(this.a, this.h, this.fc2.bf16Input(this.a, this.BT, true));
-    this.fc2.forward(out, this.a, this.BT);
+    this.fc2.forward(out, this.a, this.BT, residual);
   }
 
   backward(dx: Tensor, dout: Tensor): void {

@@ -389,3 +389,35 @@ test("attention v4 on the BF16 q, k, v that split+RoPE wrote and the dout its pr
     casts.close();
   }
 });
+
+test("gemm with an addend (the residual in the GEMM's epilogue) = gemm then accumulate: BF16 and FP32 operands in cuBLASLt's C, NVFP4 through the add; transposed operands too", (t) => {
+  withBackends(t, (fast, plain) => {
+    const M = 96, N = 80, K = 64;
+    const specs = [{ format: "bf16", rounding: "rtn" }, { format: "fp32", rounding: "rtn" }, { format: "nvfp4", block: "1x16", rounding: "rtn" }] as const;
+    for (const spec of specs) {
+      for (const transposeB of [false, true]) {
+        const x = randn(M * K, 70), w = randn(N * K, 71), r = randn(M * N, 72, 3);
+        const run = (be: CudaBackend, fused: boolean) => {
+          const stream = { seed: 3, gemmId: 5, slot: 0 } as const;
+          const a = be.quantize(be.fromArray(x, [M, K]), M, K, spec, false, stream, "x");
+          const b = transposeB ? be.quantize(be.fromArray(w, [K, N]), K, N, spec, true, { ...stream, slot: 1 }, "w") : be.quantize(be.fromArray(w, [N, K]), N, K, spec, false, { ...stream, slot: 1 }, "w");
+          const c = be.alloc([M, N]), res = be.fromArray(r, [M, N]);
+          if (fused) be.gemm(c, a, b, false, res);
+          else { be.gemm(c, a, b, false); be.accumulate(c, res); }
+          return be.toArray(c);
+        };
+        const fused = run(fast, true), apart = run(fast, false), viaPlain = run(plain, true);
+        const tag = `${spec.format}${transposeB ? " (Bᵀ)" : ""}`;
+        const same = fused.every((v, i) => Object.is(v, apart[i]));
+        assert.ok(relMaxErr(fused, apart) <= 1e-6, `${tag}: fused vs gemm + accumulate ${relMaxErr(fused, apart)}`);
+        bitsEqual(`${tag}: the plain kernels (gemm, then accumulate)`, viaPlain, apart);
+        if (spec.format === "nvfp4") bitsEqual(`${tag}: NVFP4 takes the separate add`, fused, apart);
+        console.log(`# gemm + addend ${tag}: ${same ? "bit-identical to" : `within ${relMaxErr(fused, apart).toExponential(2)} of`} gemm then accumulate`);
+      }
+    }
+    const c = fast.alloc([4, 4]);
+    const op = () => fast.quantize(fast.alloc([4, 16]), 4, 16, specs[0], false, { seed: 1, gemmId: 1, slot: 0 }, "z");
+    assert.throws(() => fast.gemm(c, op(), op(), true, fast.alloc([4, 4])), /addend with accumulate/);
+    assert.throws(() => fast.gemm(c, op(), op(), false, c), /must not be c/);
+  });
+});

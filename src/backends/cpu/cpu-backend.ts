@@ -4,7 +4,7 @@
  * GEMMs run on the blocked multi-threaded kernel (gemm-pool.ts), deterministic for any thread
  * count; everything else is the plain ops in ops/. Not fast: it exists to be right and readable.
  */
-import type { Backend, SsdDims, Tensor, Tokens } from "../backend.ts";
+import { checkAddend, type Backend, type SsdDims, type Tensor, type Tokens } from "../backend.ts";
 import { transposeInvariant, type OperandSpec } from "../../recipes/operand.ts";
 import { operandAlpha, quantizeOperand, type OperandStream, type QuantizedOperand } from "../../recipes/quantize-operand.ts";
 import { operandStats, type QuantStats } from "../../recipes/operand-stats.ts";
@@ -136,13 +136,15 @@ export class CpuBackend implements Backend<CpuTensor, CpuTokens, CpuOperand> {
     return operandStats(x.data, rows, cols, op.spec, transpose, stream);
   }
 
-  gemm(c: CpuTensor, a: CpuOperand, b: CpuOperand, accumulate: boolean): void {
+  gemm(c: CpuTensor, a: CpuOperand, b: CpuOperand, accumulate: boolean, addend?: CpuTensor | null): void {
     if (a.cols !== b.cols) throw new RangeError(`gemm: operands disagree on K: A is ${a.rows}x${a.cols}, B is ${b.rows}x${b.cols}`);
     if (c.size !== a.rows * b.rows) throw new RangeError(`gemm: C has ${c.size} elements, need ${a.rows}x${b.rows}`);
+    checkAddend(c, accumulate, addend);
     for (const o of [a, b]) if (o.pending !== undefined) throw new Error(`gemm: the BF16 operand ${o.pending} was never filled (bf16Operand without its op)`);
     this.pool.gemm(a.values, b.values, c.data, {
       M: a.rows, N: b.rows, K: a.cols, transA: false, transB: true, alpha: operandAlpha(a, b), beta: accumulate ? 1 : 0,
     });
+    if (addend) this.accumulate(c, addend);
   }
 
   rmsnormForward(out: CpuTensor, rstd: CpuTensor, x: CpuTensor, w: CpuTensor, N: number, C: number, eps: number, bf16?: CpuOperand | null): void {

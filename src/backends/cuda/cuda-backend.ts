@@ -11,7 +11,7 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Backend, Operand, SsdDims, Tensor, Tokens } from "../backend.ts";
+import { checkAddend, type Backend, type Operand, type SsdDims, type Tensor, type Tokens } from "../backend.ts";
 import type { AdamWConfig } from "../../optim/adamw.ts";
 import { transposeInvariant, type OperandSpec } from "../../recipes/operand.ts";
 import { mixIds, rhtSigns, type OperandStream } from "../../recipes/quantize-operand.ts";
@@ -602,9 +602,28 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
    * on the device: TE's alpha is computed there (gemm-epilogue.cu) and cuBLASLt reads it from device
    * memory (FP4LM_QUANT_KERNELS=plain: the GEMM runs with alpha 1 and a kernel scales C after it).
    */
-  gemm(c: CudaTensor, a: CudaOperand, b: CudaOperand, accumulate: boolean): void {
+  gemm(c: CudaTensor, a: CudaOperand, b: CudaOperand, accumulate: boolean, addend?: CudaTensor | null): void {
     if (a.cols !== b.cols) throw new RangeError(`gemm: operands disagree on K: A is ${a.rows}x${a.cols}, B is ${b.rows}x${b.cols}`);
     if (c.size !== a.rows * b.rows) throw new RangeError(`gemm: C has ${c.size} elements, need ${a.rows}x${b.rows}`);
+    checkAddend(c, accumulate, addend);
+    if (addend) {
+      // BF16/FP32 operands (alpha 1): cuBLASLt's epilogue D = 1·acc + 1·C rounds the sum once, as accumulate(c, addend) does;
+      // NVFP4 (alpha ≠ 1, its own rounding of alpha·acc first) and FP8 operands: the GEMM, then the add
+      if (this.opsKernels === "fast" && a.amaxPtr === undefined && b.amaxPtr === undefined && !isFp8Operand(a) && !isFp8Operand(b) && a.dtype === b.dtype) {
+        for (const o of [a, b]) if (o.pending !== undefined) throw new Error(`gemm: the BF16 operand ${o.pending} was never filled (bf16Operand without its op)`);
+        this.timed(`gemm ${a.dtype} ${a.rows}x${b.rows}x${a.cols} +C`, () => gemmRowMajorTN(this.lt, {
+          M: a.rows, N: b.rows, K: a.cols, A: a.ptr, B: b.ptr, C: addend.ptr, D: c.ptr, typeA: a.dtype === "bf16" ? CUDA_R_16BF : CUDA_R_32F, typeD: CUDA_R_32F,
+          alpha: 1, beta: 1, workspace: this.workspace, workspaceBytes: this.workspaceBytes, stream: null,
+          aTransposed: a.transposed ?? false, bTransposed: b.transposed ?? false,
+        }));
+        this.releaseOperand(a);
+        this.releaseOperand(b);
+        return;
+      }
+      this.gemm(c, a, b, false);
+      this.accumulate(c, addend);
+      return;
+    }
     // FP8 operands kept for the tensor cores: fp8.ts runs the GEMM there, or dequantizes them and comes back here
     for (const o of [a, b]) if (o.pending !== undefined) throw new Error(`gemm: the BF16 operand ${o.pending} was never filled (bf16Operand without its op)`);
     if (isFp8Operand(a) || isFp8Operand(b)) return this.fp8.gemm(c.ptr, a, b, accumulate, (a2, b2) => this.gemm(c, a2, b2, accumulate));
