@@ -64,6 +64,12 @@ export interface Backend<T extends Tensor = Tensor, K extends Tokens = Tokens, O
   /** x (rows, cols) — or its transpose — quantized per spec, K-contiguous; NaN/Inf → NonFiniteError naming `name` */
   quantize(x: T, rows: number, cols: number, spec: OperandSpec, transpose: boolean, stream: OperandStream, name: string): O;
   /**
+   * [quantize(x, rows, cols, specA, false, streamA, nameA), quantize(x, rows, cols, specB, true,
+   * streamB, nameB)]: the same two operands (a tensor's Dgrad dY and Wgrad dYᵀ), which a backend may
+   * make in one read of x (CUDA: NVFP4 1x16 pairs). Optional: without it the caller quantizes twice.
+   */
+  quantizePair?(x: T, rows: number, cols: number, specA: OperandSpec, specB: OperandSpec, streamA: OperandStream, streamB: OperandStream, nameA: string, nameB: string): [O, O];
+  /**
    * Another handle to op's values, as an operand of xᵀ when `transpose` (op being an operand of x),
    * without reading x again; null unless the values are x rounded element by element (bf16, fp32 with
    * RTN: the same for x and xᵀ and every stream). Each handle is consumed on its own (a gemm or

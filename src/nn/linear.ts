@@ -169,12 +169,20 @@ export class Linear {
     const plan = this.ctx.plan(this.site);
     const wt = this.take(this.savedWt, plan.dgrad.b), xt = this.take(this.savedXt, plan.wgrad.b);
     this.savedWt = this.savedXt = null;
-    const gdy = this.takeGiven(this.givenDy, dy, plan.dgrad.a);
+    let gdy = this.takeGiven(this.givenDy, dy, plan.dgrad.a);
     this.givenDy = null;
     const dyUnwritten = gdy?.fp32Unused ?? false;
     let dyt: Operand | null = null;
+    const shareDy = this.sharing && shareable(plan.dgrad.a, plan.wgrad.a);
+    const be = this.ctx.be;
+    if (dx && !gdy && !shareDy && this.sharing && be.quantizePair) {
+      // dY for Dgrad and dYᵀ for Wgrad from one read of dy where the backend can (the same operands as two quantize calls)
+      [gdy, dyt] = be.quantizePair(dy, N, this.outF, plan.dgrad.a, plan.wgrad.a, this.stream("dgrad", 0), this.stream("wgrad", 0),
+        `${this.name}.dgrad.${plan.dgrad.a.role}`, `${this.name}.wgrad.${plan.wgrad.a.role}`);
+    }
     if (dx) {
-      [dyt] = this.run("dgrad", plan.dgrad, dx, [dy, N, this.outF, false], [this.weight.data, this.outF, this.inF, true], false, [gdy, wt], [this.sharing && shareable(plan.dgrad.a, plan.wgrad.a)]);
+      const [kept] = this.run("dgrad", plan.dgrad, dx, [dy, N, this.outF, false], [this.weight.data, this.outF, this.inF, true], false, [gdy, wt], [shareDy]);
+      dyt ??= kept;
     } else {
       // no Dgrad: the filled dY serves Wgrad as dYᵀ where the formats agree
       if (gdy && shareable(gdy.spec, plan.wgrad.a)) dyt = this.ctx.be.shareOperand(gdy, true);

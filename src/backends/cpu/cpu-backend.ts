@@ -105,6 +105,10 @@ export class CpuBackend implements Backend<CpuTensor, CpuTokens, CpuOperand> {
     return quantizeOperand(x.data, rows, cols, spec, transpose, stream, name);
   }
 
+  quantizePair(x: CpuTensor, rows: number, cols: number, specA: OperandSpec, specB: OperandSpec, streamA: OperandStream, streamB: OperandStream, nameA: string, nameB: string): [CpuOperand, CpuOperand] {
+    return [this.quantize(x, rows, cols, specA, false, streamA, nameA), this.quantize(x, rows, cols, specB, true, streamB, nameB)];
+  }
+
   shareOperand(op: CpuOperand, transpose: boolean): CpuOperand | null {
     const s = op.spec;
     if (!transposeInvariant(s) || (s.format === "nvfp4" ? !this.shareTiles : op.amax !== undefined)) return null;

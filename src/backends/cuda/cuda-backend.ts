@@ -60,6 +60,8 @@ export interface CudaOperand extends Operand {
   amaxPtr?: bigint;
   /** handles to the same storage (shareOperand): it is freed when the last one is consumed */
   shared?: { refs: number };
+  /** quantizePair: the two operands' amaxes live in one 8-byte block (base), freed with the second */
+  pairAmax?: { refs: number; base: bigint };
   /** a bf16Operand no op has filled yet: its name (for the non-finite check the filling op runs) */
   pending?: string;
 }
@@ -124,6 +126,12 @@ export interface CudaBackendOptions {
    * true): false quantizes Wᵀ again. Environment: FP4LM_SHARE_TILES=0.
    */
   shareTiles?: boolean;
+  /**
+   * Whether quantizePair makes an NVFP4 1x16 pair (Dgrad dY, Wgrad dYᵀ) in one read of the tensor
+   * (nvfp4_dual_* kernels, the same bytes; default true): false quantizes twice. Environment:
+   * FP4LM_PAIR_QUANT=0.
+   */
+  pairQuant?: boolean;
 }
 
 export type OpsKernels = "fast" | "plain";
@@ -156,6 +164,7 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
   private readonly opsKernels: OpsKernels;
   private readonly bf16Operands: boolean;
   private readonly shareTiles: boolean;
+  private readonly pairQuant: boolean;
   /** multi-tensor tables on the device (optim.cu's MtTensor rows), by the parameter list's pointers */
   private readonly mtTables = new Map<string, { ptr: bigint; count: number; blocks: number }>();
   /** device FP32 [alpha, 0, 1]: the NVFP4 GEMM's alpha (written per GEMM on the stream) and the two betas */
@@ -173,6 +182,7 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     this.opsKernels = ok;
     this.bf16Operands = opts.bf16Operands ?? process.env.FP4LM_BF16_OPERANDS !== "0";
     this.shareTiles = opts.shareTiles ?? process.env.FP4LM_SHARE_TILES !== "0";
+    this.pairQuant = opts.pairQuant ?? process.env.FP4LM_PAIR_QUANT !== "0";
     this.drv = getDriver();
     const info = this.drv.useDevice(opts.device ?? 0);
     this.name = `cuda:${opts.device ?? 0} (${info.name})`;
@@ -516,6 +526,42 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     return this.quantizeBytes(x, rows, cols, spec, transpose, stream, name, false).operand;
   }
 
+  /**
+   * Both operands of x from one read (see the contract): NVFP4 1x16 for x without RHT and for xᵀ with
+   * RHT ≤ 16 (the recipe's Dgrad dY and Wgrad dYᵀ) through nvfp4_dual_amax_f32 + nvfp4_dual_quantize_f32,
+   * the single kernels' bytes; anything else (and FP4LM_PAIR_QUANT=0 or FP4LM_QUANT_KERNELS=plain) as
+   * two quantize calls.
+   */
+  quantizePair(x: CudaTensor, rows: number, cols: number, specA: OperandSpec, specB: OperandSpec, streamA: OperandStream, streamB: OperandStream, nameA: string, nameB: string): [CudaOperand, CudaOperand] {
+    const nvfp4x16 = (s: OperandSpec) => s.format === "nvfp4" && s.block === "1x16";
+    const dual = this.pairQuant && this.quantKernels === "fast" && nvfp4x16(specA) && nvfp4x16(specB) && !specA.rht && (specB.rht?.size ?? 0) <= 16 &&
+      rows % 16 === 0 && cols % 16 === 0 && (x.ptr & 15n) === 0n && rows > 0 && cols > 0;
+    if (!dual) return [this.quantize(x, rows, cols, specA, false, streamA, nameA), this.quantize(x, rows, cols, specB, true, streamB, nameB)];
+    const n = rows * cols;
+    const slot = this.checkSlot(rows, cols, nameA);
+    const amax = this.scratch(8);
+    this.drv.memsetD32(amax, 0, 2);
+    const signs = specB.rht ? rhtSigns(specB.rht, streamB) : [];
+    const mask = [0, 0, 0, 0];
+    signs.forEach((s, i) => { if (s === -1) mask[i >>> 5] |= 1 << (i & 31); });
+    const rhtArgs = [i32(specB.rht?.size ?? 0), ...mask.map((m) => i32(m | 0))];
+    const seed = (spec: OperandSpec, s: OperandStream) => [i32(spec.rounding === "sr" ? 1 : 0), u32(s.seed >>> 0), u32(Math.floor(s.seed / 2 ** 32) >>> 0), u32(mixIds(s.gemmId, s.slot + 1))];
+    const grid: Dim3 = [Math.ceil(rows / 64) * Math.ceil(cols / 64), 1, 1];
+    this.launch("quantize-fast.cu", "nvfp4_dual_amax_f32", grid, B256, 0, [ptr(x.ptr), i32(rows), i32(cols), ...rhtArgs, ptr(amax), ptr(amax + 4n), ptr(slot)]);
+    this.checked();
+    const oa = this.scratch(n * 2), ob = this.scratch(n * 2);
+    this.launch("quantize-fast.cu", "nvfp4_dual_quantize_f32", grid, B256, 0, [
+      ptr(x.ptr), i32(rows), i32(cols), ...rhtArgs, ...seed(specA, streamA), ...seed(specB, streamB), ptr(amax), ptr(amax + 4n),
+      ptr(0n), ptr(0n), ptr(oa), ptr(0n), ptr(0n), ptr(ob),
+    ]);
+    // the two operands share the amax block (8 bytes): the first consumed leaves it to the other
+    const shared = { refs: 2, base: amax };
+    return [
+      { rows, cols, spec: specA, ptr: oa, dtype: "bf16", amaxPtr: amax, pairAmax: shared },
+      { rows: cols, cols: rows, spec: specB, ptr: ob, dtype: "bf16", amaxPtr: amax + 4n, pairAmax: shared },
+    ];
+  }
+
   /** An operand's values as fp32 on the host (tests). */
   operandValues(op: CudaOperand): Float32Array {
     const n = op.rows * op.cols;
@@ -593,7 +639,9 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
   releaseOperand(op: CudaOperand): void {
     if (op.shared && --op.shared.refs > 0) return;
     this.release(op.ptr);
-    if (op.amaxPtr !== undefined) this.release(op.amaxPtr);
+    if (op.pairAmax) {
+      if (--op.pairAmax.refs === 0) this.release(op.pairAmax.base);
+    } else if (op.amaxPtr !== undefined) this.release(op.amaxPtr);
     if (op.scalePtr !== undefined) this.release(op.scalePtr);
   }
 

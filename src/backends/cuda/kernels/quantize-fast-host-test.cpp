@@ -93,11 +93,77 @@ static void run_file(const char* name) {
   printf("%-20s %lld tensors, %lld failed, %lld outside the fast kernels' domain\n", name, g_cases - before, g_bad - badBefore, g_skipped - skipBefore);
 }
 
+/**
+ * The two-orientation kernels (nvfp4_dual_amax_f32 + nvfp4_dual_quantize_f32) against the single
+ * ones they replace (amax_v4_f32 + nvfp4_quantize_rows_f32 for x; nvfp4_rht_amax_cols_f32 or
+ * amax_v4_f32 + nvfp4_quantize_cols_f32 for xᵀ), whose bytes the cases above tie to the CPU oracle:
+ * every amax, code, scale and operand byte of both orientations, and the first non-finite element.
+ */
+static void run_dual() {
+  const int shapes[][2] = {{16, 16}, {48, 80}, {64, 64}, {80, 144}, {128, 48}, {32, 272}, {192, 64}};
+  u32 seed = 12345;
+  auto rnd = [&] { seed = seed * 1664525u + 1013904223u; return (float)((seed >> 8) * (1.0 / 16777216.0)); };
+  long long before = g_cases, badBefore = g_bad;
+  for (auto& sh : shapes) {
+    const int rows = sh[0], cols = sh[1];
+    const long long N = (long long)rows * cols;
+    for (int rht : {0, 4, 16}) for (int srr = 0; srr < 2; srr++) for (int src = 0; src < 2; src++) for (int poison = 0; poison < 2; poison++) {
+      std::vector<float> x(N);
+      for (auto& v : x) v = (rnd() - 0.5f) * std::ldexp(1.0f, (int)(rnd() * 8) - 4);
+      if (poison) { x[N / 3] = NAN; x[N / 2] = INFINITY; }
+      const int s0 = 0x5a5a1234, s1 = 0, s2 = 0, s3 = 0;
+      const u32 rlo = 11, rhi = 0, rid = 0x1234567u + rows, clo = 22, chi = 1, cid = 0x7654321u + cols;
+      const unsigned grid = (unsigned)(((rows + 63) / 64) * ((cols + 63) / 64));
+      const unsigned rowGrid = (unsigned)(((rows + 15) / 16) * ((cols + 255) / 256));
+      // the single kernels
+      unsigned ar = 0, ac = 0;
+      unsigned long long slotR = ~0ull, slotC = ~0ull;
+      launch(1, 256, [&] { amax_v4_f32(reinterpret_cast<const float4*>(x.data()), N / 4, &ar, &slotR); });
+      if (rht) launch(grid, 256, [&] { nvfp4_rht_amax_cols_f32(x.data(), rows, cols, rht, s0, s1, s2, s3, &ac, &slotC); });
+      else launch(1, 256, [&] { amax_v4_f32(reinterpret_cast<const float4*>(x.data()), N / 4, &ac, &slotC); });
+      std::vector<u8> pr(N / 2, 0xAA), sr(N / 16, 0xAA), pc(N / 2, 0xAA), sc(N / 16, 0xAA);
+      std::vector<unsigned short> or16(N, 0xAAAA), oc16(N, 0xAAAA);
+      launch(rowGrid, 256, [&] { nvfp4_quantize_rows_f32(x.data(), rows, cols, 0, 0, 0, 0, 0, 0, srr, rlo, rhi, rid, &ar, pr.data(), sr.data(), nullptr, or16.data()); });
+      launch(grid, 256, [&] { nvfp4_quantize_cols_f32(x.data(), rows, cols, 0, rht, s0, s1, s2, s3, src, clo, chi, cid, &ac, pc.data(), sc.data(), nullptr, oc16.data()); });
+      // the dual ones
+      unsigned dr = 0, dc = 0;
+      unsigned long long slotD = ~0ull;
+      launch(grid, 256, [&] { nvfp4_dual_amax_f32(x.data(), rows, cols, rht, s0, s1, s2, s3, &dr, &dc, &slotD); });
+      std::vector<u8> dpr(N / 2, 0x55), dsr(N / 16, 0x55), dpc(N / 2, 0x55), dsc(N / 16, 0x55);
+      std::vector<unsigned short> dor(N, 0x5555), doc(N, 0x5555);
+      launch(grid, 256, [&] { nvfp4_dual_quantize_f32(x.data(), rows, cols, rht, s0, s1, s2, s3, srr, rlo, rhi, rid, src, clo, chi, cid, &dr, &dc,
+                                                      dpr.data(), dsr.data(), dor.data(), dpc.data(), dsc.data(), doc.data()); });
+      long long bad = 0;
+      char first[200] = "";
+      auto miss = [&](const char* what, long long i, unsigned got, unsigned want) {
+        if (!bad++) snprintf(first, sizeof first, "%s[%lld] got 0x%x want 0x%x", what, i, got, want);
+      };
+      if (dr != ar) miss("amax rows", 0, dr, ar);
+      if (dc != ac) miss("amax cols", 0, dc, ac);
+      if (slotD != slotR) miss("first non-finite", 0, (unsigned)(slotD >> 32), (unsigned)(slotR >> 32));
+      if (!poison) {
+        for (long long i = 0; i < N / 2; i++) { if (dpr[i] != pr[i]) miss("packed rows", i, dpr[i], pr[i]); if (dpc[i] != pc[i]) miss("packed cols", i, dpc[i], pc[i]); }
+        for (long long i = 0; i < N / 16; i++) { if (dsr[i] != sr[i]) miss("scales rows", i, dsr[i], sr[i]); if (dsc[i] != sc[i]) miss("scales cols", i, dsc[i], sc[i]); }
+        for (long long i = 0; i < N; i++) { if (dor[i] != or16[i]) miss("operand rows", i, dor[i], or16[i]); if (doc[i] != oc16[i]) miss("operand cols", i, doc[i], oc16[i]); }
+      }
+      g_cases++;
+      if (bad) {
+        g_bad++;
+        if (g_bad <= 20) printf("FAIL dual (%d,%d) rht=%d sr=%d/%d poison=%d: %lld mismatches, first %s\n", rows, cols, rht, srr, src, poison, bad, first);
+      }
+    }
+  }
+  printf("%-20s %lld tensors, %lld failed\n", "dual (rows + cols)", g_cases - before, g_bad - badBefore);
+}
+
 int main(int argc, char** argv) {
   if (argc < 2) { fprintf(stderr, "usage: %s CASEDIR [files...]\n", argv[0]); return 2; }
   g_dir = argv[1];
-  if (argc > 2) for (int i = 2; i < argc; i++) run_file(argv[i]);
+  const bool dualOnly = argc > 2 && std::string(argv[2]) == "--dual-only";
+  if (dualOnly) {
+  } else if (argc > 2) for (int i = 2; i < argc; i++) run_file(argv[i]);
   else for (const char* n : {"fast_tensors.bin", "vec_tensors.bin", "tensors.bin"}) run_file(n);
+  run_dual();
   printf("%lld tensors, %lld failed\n", g_cases, g_bad);
   return g_bad || g_cases == 0 ? 1 : 0;
 }

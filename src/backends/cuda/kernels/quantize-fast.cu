@@ -315,3 +315,102 @@ extern "C" __global__ void __launch_bounds__(QF_COL_THREADS) nvfp4_quantize_cols
   if (sr) nvfp4_cols_body<true>(x, rows, cols, tile2d, rht_size, (u32)s0, (u32)s1, (u32)s2, (u32)s3, seed_lo, seed_hi, tensor_id, amax_bits, packed, scales, operand_out, operand_bf16_out);
   else nvfp4_cols_body<false>(x, rows, cols, tile2d, rht_size, (u32)s0, (u32)s1, (u32)s2, (u32)s3, seed_lo, seed_hi, tensor_id, amax_bits, packed, scales, operand_out, operand_bf16_out);
 }
+
+// ================================================================ both orientations in one pass (Dgrad dY and Wgrad dYᵀ)
+
+/**
+ * The dual kernels' 64x64 tile of x (rows, cols) and the two blocks each thread owns in it: the row
+ * block (x's own orientation) row r = 64·band + threadIdx/4, columns c = 64·stripe + 16·(threadIdx % 4)
+ * .. +15; the column block as the column kernels (col_thread). Both sets tile x exactly once.
+ */
+__device__ __forceinline__ void dual_row_thread(int cols, int& r, int& c) {
+  const int tilesCols = (cols + 63) >> 6;
+  const int band = (int)(blockIdx.x / tilesCols), stripe = (int)(blockIdx.x % tilesCols);
+  r = band * 64 + (threadIdx.x >> 2);
+  c = stripe * 64 + (threadIdx.x & 3) * 16;
+}
+
+/**
+ * nvfp4_dual_amax_f32(const float* x, int rows, int cols, int size, int s0, int s1, int s2, int s3,
+ *                     unsigned* amax_rows, unsigned* amax_cols, unsigned long long* bad)
+ *   One read of x for both tensor amaxes of a two-orientation quantize: amax_rows ← max(…, amax_v4_f32's
+ *   value: max |x| ignoring NaN), amax_cols ← max(…, nvfp4_rht_amax_cols_f32's value: max |BF16(RHT_size)|
+ *   over groups of original rows; size 0 = no transform: the same as amax_rows); the non-finite check of
+ *   x (flat row-major index) into `bad`. rows % 16 == 0, cols % 16 == 0, x 16-byte aligned. Host zeroes
+ *   both amaxes. Grid: ceil(rows/64)·ceil(cols/64) CTAs of 256.
+ */
+extern "C" __global__ void __launch_bounds__(QF_COL_THREADS) nvfp4_dual_amax_f32(const float* __restrict__ x, int rows, int cols, int size, int s0, int s1, int s2, int s3,
+                                                                               unsigned* amax_rows, unsigned* amax_cols, unsigned long long* bad) {
+  __shared__ u32 scratch[32];
+  int r, c;
+  dual_row_thread(cols, r, c);
+  const bool valid = r < rows && c < cols;
+  const long long e0 = (long long)r * cols + c;
+  float v[16];
+  load_row16(x + (valid ? e0 : 0), valid, v);
+  if (valid) {
+#pragma unroll
+    for (int i = 0; i < 16; i++) note_nonfinite(bad, e0 + i, v[i]);
+  }
+  u32 mr = amax16_bits(v);
+  int r0, cc;
+  col_thread(rows, cols, r0, cc);
+  const bool cvalid = r0 < rows && cc < cols;
+  load_col16(x + (cvalid ? (long long)r0 * cols + cc : 0), cols, cvalid, v);  // the tile again: L1/L2, not HBM
+  if (size == 16) rht_block16(v, 16, (u32)s0, (u32)s1, (u32)s2, (u32)s3);
+  else if (size > 0) rht_block16(v, size, (u32)s0, (u32)s1, (u32)s2, (u32)s3);
+  u32 mc = amax16_bits(v);
+  mr = block_max_bits(mr, scratch);
+  if (threadIdx.x == 0) atomic_max_nonneg_bits(amax_rows, mr);
+  mc = block_max_bits(mc, scratch);
+  if (threadIdx.x == 0) atomic_max_nonneg_bits(amax_cols, mc);
+}
+
+template <bool SRR, bool SRC>
+__device__ __forceinline__ void nvfp4_dual_body(const float* __restrict__ x, int rows, int cols, int rht_size, u32 s0, u32 s1, u32 s2, u32 s3,
+                                                u32 rlo, u32 rhi, u32 rid, u32 clo, u32 chi, u32 cid, const unsigned* amax_rows, const unsigned* amax_cols,
+                                                unsigned char* packed_r, unsigned char* scales_r, unsigned short* op_r,
+                                                unsigned char* packed_c, unsigned char* scales_c, unsigned short* op_c) {
+  int r, c;
+  dual_row_thread(cols, r, c);
+  float v[16];
+  if (r < rows && c < cols) {
+    const long long e0 = (long long)r * cols + c;
+    load_row16(x + e0, true, v);
+    emit_block<SRR>(v, amax16_bits(v), nvfp4_tensor_scales(__uint_as_float(*amax_rows)), rlo, rhi, rid, e0, packed_r, scales_r, nullptr, op_r);
+  }
+  int r0, cc;
+  col_thread(rows, cols, r0, cc);
+  if (r0 < rows && cc < cols) {
+    load_col16(x + (long long)r0 * cols + cc, cols, true, v);
+    if (rht_size == 16) rht_block16(v, 16, s0, s1, s2, s3);
+    else if (rht_size > 0) rht_block16(v, rht_size, s0, s1, s2, s3);
+    emit_block<SRC>(v, amax16_bits(v), nvfp4_tensor_scales(__uint_as_float(*amax_cols)), clo, chi, cid, (long long)cc * rows + r0, packed_c, scales_c, nullptr, op_c);
+  }
+}
+
+/**
+ * nvfp4_dual_quantize_f32(const float* x, int rows, int cols, int rht_size, int s0, int s1, int s2, int s3,
+ *                         int sr_r, unsigned lo_r, unsigned hi_r, unsigned id_r, int sr_c, unsigned lo_c, unsigned hi_c, unsigned id_c,
+ *                         const unsigned* amax_rows, const unsigned* amax_cols,
+ *                         unsigned char* packed_r, unsigned char* scales_r, unsigned short* op_r,
+ *                         unsigned char* packed_c, unsigned char* scales_c, unsigned short* op_c)
+ *   One read of x for two NVFP4 quantizations with 1x16 blocks: x itself (rows, cols), no RHT, as
+ *   nvfp4_quantize_rows_f32 with tile2d 0, rht 0 (codes packed_r, scales scales_r, BF16 operand op_r),
+ *   and xᵀ (cols, rows) with RHT rht_size ∈ {0, 2, 4, 8, 16} as nvfp4_quantize_cols_f32 with tile2d 0
+ *   (packed_c, scales_c, op_c): the same bytes as the two kernels, each with its own SR stream (sr,
+ *   seed, tensor id) and tensor amax (nvfp4_dual_amax_f32). packed/scales nullable (not written).
+ *   rows % 16 == 0, cols % 16 == 0, 16-byte aligned. Grid: ceil(rows/64)·ceil(cols/64) CTAs of 256.
+ */
+extern "C" __global__ void __launch_bounds__(QF_COL_THREADS) nvfp4_dual_quantize_f32(const float* __restrict__ x, int rows, int cols, int rht_size,
+                                                                                   int s0, int s1, int s2, int s3, int sr_r, unsigned lo_r, unsigned hi_r, unsigned id_r,
+                                                                                   int sr_c, unsigned lo_c, unsigned hi_c, unsigned id_c,
+                                                                                   const unsigned* amax_rows, const unsigned* amax_cols,
+                                                                                   unsigned char* packed_r, unsigned char* scales_r, unsigned short* op_r,
+                                                                                   unsigned char* packed_c, unsigned char* scales_c, unsigned short* op_c) {
+#define FP4_DUAL(A, B) nvfp4_dual_body<A, B>(x, rows, cols, rht_size, (u32)s0, (u32)s1, (u32)s2, (u32)s3, lo_r, hi_r, id_r, lo_c, hi_c, id_c, amax_rows, amax_cols, \
+                                            packed_r, scales_r, op_r, packed_c, scales_c, op_c)
+  if (sr_r) { if (sr_c) FP4_DUAL(true, true); else FP4_DUAL(true, false); }
+  else { if (sr_c) FP4_DUAL(false, true); else FP4_DUAL(false, false); }
+#undef FP4_DUAL
+}
