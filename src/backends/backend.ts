@@ -65,10 +65,11 @@ export interface Backend<T extends Tensor = Tensor, K extends Tokens = Tokens, O
   quantize(x: T, rows: number, cols: number, spec: OperandSpec, transpose: boolean, stream: OperandStream, name: string): O;
   /**
    * [quantize(x, rows, cols, specA, false, streamA, nameA), quantize(x, rows, cols, specB, true,
-   * streamB, nameB)]: the same two operands (a tensor's Dgrad dY and Wgrad dYᵀ), which a backend may
-   * make in one read of x (CUDA: NVFP4 1x16 pairs). Optional: without it the caller quantizes twice.
+   * streamB, nameB)]: the same two operands (a tensor's Dgrad dY and Wgrad dYᵀ, or Fprop X and Wgrad
+   * Xᵀ), made in one read of x where the backend can; null unless operand.ts pairable(specA, specB)
+   * (the caller then quantizes each where it needs it). Optional: without it the caller always does.
    */
-  quantizePair?(x: T, rows: number, cols: number, specA: OperandSpec, specB: OperandSpec, streamA: OperandStream, streamB: OperandStream, nameA: string, nameB: string): [O, O];
+  quantizePair?(x: T, rows: number, cols: number, specA: OperandSpec, specB: OperandSpec, streamA: OperandStream, streamB: OperandStream, nameA: string, nameB: string): [O, O] | null;
   /**
    * Another handle to op's values, as an operand of xᵀ when `transpose` (op being an operand of x),
    * without reading x again; null unless the values are x rounded element by element (bf16, fp32 with

@@ -38,8 +38,12 @@ export class Linear {
   readonly site: LayerSite;
   private x: Tensor | null = null;
   private n = 0;
-  /** from the forward, for the backward: Xᵀ for Wgrad and Wᵀ for Dgrad (shareable specs only) */
+  /**
+   * from the forward, for the backward: Xᵀ for Wgrad (shared from Fprop's operand, or made with it
+   * by quantizePair: then exactly for the Wgrad spec in savedXtSpec) and Wᵀ for Dgrad (shareable specs only)
+   */
   private savedXt: Operand | null = null;
+  private savedXtSpec: string | null = null;
   private savedWt: Operand | null = null;
   /** operands a producing op filled for the next forward's X and backward's dY (bf16Input, bf16Grad), with their tensor */
   private givenX: { t: Tensor; op: Operand } | null = null;
@@ -137,9 +141,9 @@ export class Linear {
     return t;
   }
 
-  /** a saved operand if its spec is still the one the plan wants now, else null (and it is freed) */
-  private take(op: Operand | null, want: OperandSpec): Operand | null {
-    if (op && shareable(op.spec, want)) return op;
+  /** a saved operand if its spec is still the one the plan wants now, else null (and it is freed); `exact`: made for that spec */
+  private take(op: Operand | null, want: OperandSpec, exact: string | null = null): Operand | null {
+    if (op && (exact !== null ? exact === JSON.stringify(want) : shareable(op.spec, want))) return op;
     if (op) this.ctx.be.releaseOperand(op);
     return null;
   }
@@ -156,10 +160,18 @@ export class Linear {
     this.n = N;
     const plan = this.ctx.plan(this.site);
     const keep = [this.sharing && shareable(plan.fprop.a, plan.wgrad.b), this.sharing && shareable(plan.fprop.b, plan.dgrad.b)];
-    const gx = this.takeGiven(this.givenX, x, plan.fprop.a);
+    let gx = this.takeGiven(this.givenX, x, plan.fprop.a);
     this.givenX = null;
     this.xUnwritten = gx?.fp32Unused ?? false;
+    // Fprop's X and Wgrad's Xᵀ from one read of x where the backend can (Xᵀ then waits for the backward)
+    const be = this.ctx.be;
+    const pair = !gx && !keep[0] && this.sharing && be.quantizePair
+      ? be.quantizePair(x, N, this.inF, plan.fprop.a, plan.wgrad.b, this.stream("fprop", 0), this.stream("wgrad", 1), `${this.name}.fprop.${plan.fprop.a.role}`, `${this.name}.wgrad.${plan.wgrad.b.role}`)
+      : null;
+    if (pair) gx = pair[0];
     [this.savedXt, this.savedWt] = this.run("fprop", plan.fprop, y, [x, N, this.inF, false], [this.weight.data, this.outF, this.inF, false], false, [gx], keep, residual);
+    this.savedXtSpec = null;
+    if (pair) [this.savedXt, this.savedXtSpec] = [pair[1], JSON.stringify(plan.wgrad.b)];
   }
 
   /** dx (N, in) = dy · W (skipped when dx is null); W.grad += dyᵀ · x. */
@@ -167,7 +179,7 @@ export class Linear {
     if (!this.x) throw new Error(`${this.name}: backward before forward`);
     const N = this.n;
     const plan = this.ctx.plan(this.site);
-    const wt = this.take(this.savedWt, plan.dgrad.b), xt = this.take(this.savedXt, plan.wgrad.b);
+    const wt = this.take(this.savedWt, plan.dgrad.b), xt = this.take(this.savedXt, plan.wgrad.b, this.savedXtSpec);
     this.savedWt = this.savedXt = null;
     let gdy = this.takeGiven(this.givenDy, dy, plan.dgrad.a);
     this.givenDy = null;
@@ -177,8 +189,9 @@ export class Linear {
     const be = this.ctx.be;
     if (dx && !gdy && !shareDy && this.sharing && be.quantizePair) {
       // dY for Dgrad and dYᵀ for Wgrad from one read of dy where the backend can (the same operands as two quantize calls)
-      [gdy, dyt] = be.quantizePair(dy, N, this.outF, plan.dgrad.a, plan.wgrad.a, this.stream("dgrad", 0), this.stream("wgrad", 0),
+      const pair = be.quantizePair(dy, N, this.outF, plan.dgrad.a, plan.wgrad.a, this.stream("dgrad", 0), this.stream("wgrad", 0),
         `${this.name}.dgrad.${plan.dgrad.a.role}`, `${this.name}.wgrad.${plan.wgrad.a.role}`);
+      if (pair) [gdy, dyt] = pair;
     }
     if (dx) {
       const [kept] = this.run("dgrad", plan.dgrad, dx, [dy, N, this.outF, false], [this.weight.data, this.outF, this.inF, true], false, [gdy, wt], [shareDy]);

@@ -64,6 +64,16 @@ export function sameValuesTransposed(s1: OperandSpec, s2: OperandSpec): boolean 
   return transposeInvariant(s1) && transposeInvariant(s2) && s1.format === s2.format && (s1.block ?? "") === (s2.block ?? "");
 }
 
+/**
+ * Whether Backend.quantizePair makes this pair (an operand of x with a, one of xᵀ with b) from one
+ * read: NVFP4 1x16 both, x's without RHT, xᵀ's with an RHT of at most 16 — the recipe's Dgrad dY /
+ * Wgrad dYᵀ and Fprop X / Wgrad Xᵀ (CUDA: the nvfp4_dual_* kernels).
+ */
+export function pairable(a: OperandSpec, b: OperandSpec): boolean {
+  const x16 = (s: OperandSpec) => s.format === "nvfp4" && s.block === "1x16";
+  return x16(a) && x16(b) && !a.rht && (b.rht?.size ?? 0) <= 16;
+}
+
 /** Short label, e.g. "nvfp4 1x16 SR RHT16". */
 export function describeOperand(s: OperandSpec): string {
   const parts: string[] = [s.format === "fp8" ? `fp8-${s.fp8 ?? "e4m3"}` : s.format];

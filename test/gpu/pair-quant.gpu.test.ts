@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gpuBackend, randn } from "./gpu.ts";
 import { CpuBackend } from "../../src/backends/cpu/cpu-backend.ts";
+import type { CudaOperand } from "../../src/backends/cuda/cuda-backend.ts";
 import { NonFiniteError } from "../../src/errors.ts";
 import type { OperandSpec } from "../../src/recipes/operand.ts";
 import { buildConfig } from "../../src/train/config.ts";
@@ -33,10 +34,10 @@ test("quantizePair on the GPU = two quantize calls = the CPU oracle, bit for bit
         const x = randn(rows * cols, rows + cols, 2);
         const sA = { seed: 77, gemmId: 9, slot: 0 } as const, sB = { seed: 77, gemmId: 10, slot: 0 } as const;
         const tag = `${rows}x${cols} ${sa.rounding}/${sb.rounding}${sb.rht ? " RHT16" : ""}`;
-        const [pa, pb] = be.quantizePair(be.fromArray(x, [rows, cols]), rows, cols, sa, sb, sA, sB, "a", "b");
+        const [pa, pb]: [CudaOperand, CudaOperand] = be.quantizePair(be.fromArray(x, [rows, cols]), rows, cols, sa, sb, sA, sB, "a", "b")!;
         const qa = be.quantize(be.fromArray(x, [rows, cols]), rows, cols, sa, false, sA, "a");
         const qb = be.quantize(be.fromArray(x, [rows, cols]), rows, cols, sb, true, sB, "b");
-        const [ca, cb] = cpu.quantizePair(cpu.fromArray(x, [rows, cols]), rows, cols, sa, sb, sA, sB, "a", "b");
+        const [ca, cb] = cpu.quantizePair(cpu.fromArray(x, [rows, cols]), rows, cols, sa, sb, sA, sB, "a", "b")!;
         assert.deepEqual([pa.rows, pa.cols, pb.rows, pb.cols], [rows, cols, cols, rows], tag);
         for (const [what, p, q, c] of [["dY", pa, qa, ca], ["dYᵀ", pb, qb, cb]] as const) {
           const pv = be.operandValues(p), qv = be.operandValues(q);
@@ -58,10 +59,12 @@ test("quantizePair on the GPU = two quantize calls = the CPU oracle, bit for bit
     const x = randn(64 * 64, 3);
     x[130] = NaN;
     assert.throws(() => {
-      const ops = be.quantizePair(be.fromArray(x, [64, 64]), 64, 64, A("sr"), B("sr", true), { seed: 1, gemmId: 1, slot: 0 }, { seed: 1, gemmId: 2, slot: 0 }, "l.dgrad.gradOutput", "l.wgrad.gradOutput");
+      const ops = be.quantizePair(be.fromArray(x, [64, 64]), 64, 64, A("sr"), B("sr", true), { seed: 1, gemmId: 1, slot: 0 }, { seed: 1, gemmId: 2, slot: 0 }, "l.dgrad.gradOutput", "l.wgrad.gradOutput")!;
       ops.forEach((o) => be.releaseOperand(o));
       be.flushChecks();
     }, (e: Error) => e instanceof NonFiniteError && e.message.startsWith("l.dgrad.gradOutput: element [2, 2] (flat index 130) is NaN"));
+    // pairs outside operand.ts pairable are refused (the caller quantizes each where it needs it)
+    assert.equal(be.quantizePair(be.fromArray(x, [64, 64]), 64, 64, { format: "nvfp4", block: "16x16", rounding: "rtn" }, B("sr", true), { seed: 1, gemmId: 1, slot: 0 }, { seed: 1, gemmId: 2, slot: 0 }, "a", "b"), null);
     console.log(`# quantizePair = quantize × 2 = CPU on ${n} pairs`);
   } finally {
     cpu.close();

@@ -5,7 +5,7 @@
  * count; everything else is the plain ops in ops/. Not fast: it exists to be right and readable.
  */
 import { checkAddend, type Backend, type SsdDims, type Tensor, type Tokens } from "../backend.ts";
-import { transposeInvariant, type OperandSpec } from "../../recipes/operand.ts";
+import { pairable, transposeInvariant, type OperandSpec } from "../../recipes/operand.ts";
 import { operandAlpha, quantizeOperand, type OperandStream, type QuantizedOperand } from "../../recipes/quantize-operand.ts";
 import { operandStats, type QuantStats } from "../../recipes/operand-stats.ts";
 import { adamwUpdate, sumOfSquares, type AdamWConfig } from "../../optim/adamw.ts";
@@ -105,7 +105,9 @@ export class CpuBackend implements Backend<CpuTensor, CpuTokens, CpuOperand> {
     return quantizeOperand(x.data, rows, cols, spec, transpose, stream, name);
   }
 
-  quantizePair(x: CpuTensor, rows: number, cols: number, specA: OperandSpec, specB: OperandSpec, streamA: OperandStream, streamB: OperandStream, nameA: string, nameB: string): [CpuOperand, CpuOperand] {
+  /** the contract's pairs as two quantize calls (the oracle: the same operands the CUDA kernels make in one read) */
+  quantizePair(x: CpuTensor, rows: number, cols: number, specA: OperandSpec, specB: OperandSpec, streamA: OperandStream, streamB: OperandStream, nameA: string, nameB: string): [CpuOperand, CpuOperand] | null {
+    if (!pairable(specA, specB)) return null;
     return [this.quantize(x, rows, cols, specA, false, streamA, nameA), this.quantize(x, rows, cols, specB, true, streamB, nameB)];
   }
 

@@ -13,7 +13,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { checkAddend, type Backend, type Operand, type SsdDims, type Tensor, type Tokens } from "../backend.ts";
 import type { AdamWConfig } from "../../optim/adamw.ts";
-import { transposeInvariant, type OperandSpec } from "../../recipes/operand.ts";
+import { pairable, transposeInvariant, type OperandSpec } from "../../recipes/operand.ts";
 import { mixIds, rhtSigns, type OperandStream } from "../../recipes/quantize-operand.ts";
 import { statsFromSums, type QuantStats } from "../../recipes/operand-stats.ts";
 
@@ -528,14 +528,13 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
 
   /**
    * Both operands of x from one read (see the contract): NVFP4 1x16 for x without RHT and for xᵀ with
-   * RHT ≤ 16 (the recipe's Dgrad dY and Wgrad dYᵀ) through nvfp4_dual_amax_f32 + nvfp4_dual_quantize_f32,
-   * the single kernels' bytes; anything else (and FP4LM_PAIR_QUANT=0 or FP4LM_QUANT_KERNELS=plain) as
-   * two quantize calls.
+   * RHT ≤ 16 (operand.ts pairable) through nvfp4_dual_amax_f32 + nvfp4_dual_quantize_f32, the single
+   * kernels' bytes; shapes or pointers outside their domain (and FP4LM_PAIR_QUANT=0,
+   * FP4LM_QUANT_KERNELS=plain) as two quantize calls.
    */
-  quantizePair(x: CudaTensor, rows: number, cols: number, specA: OperandSpec, specB: OperandSpec, streamA: OperandStream, streamB: OperandStream, nameA: string, nameB: string): [CudaOperand, CudaOperand] {
-    const nvfp4x16 = (s: OperandSpec) => s.format === "nvfp4" && s.block === "1x16";
-    const dual = this.pairQuant && this.quantKernels === "fast" && nvfp4x16(specA) && nvfp4x16(specB) && !specA.rht && (specB.rht?.size ?? 0) <= 16 &&
-      rows % 16 === 0 && cols % 16 === 0 && (x.ptr & 15n) === 0n && rows > 0 && cols > 0;
+  quantizePair(x: CudaTensor, rows: number, cols: number, specA: OperandSpec, specB: OperandSpec, streamA: OperandStream, streamB: OperandStream, nameA: string, nameB: string): [CudaOperand, CudaOperand] | null {
+    if (!pairable(specA, specB)) return null;
+    const dual = this.pairQuant && this.quantKernels === "fast" && rows % 16 === 0 && cols % 16 === 0 && (x.ptr & 15n) === 0n && rows > 0 && cols > 0;
     if (!dual) return [this.quantize(x, rows, cols, specA, false, streamA, nameA), this.quantize(x, rows, cols, specB, true, streamB, nameB)];
     const n = rows * cols;
     const slot = this.checkSlot(rows, cols, nameA);
