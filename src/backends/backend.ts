@@ -103,7 +103,12 @@ export interface Backend<T extends Tensor = Tensor, K extends Tokens = Tokens, O
 
   /** `bf16`: bf16Operand of out (N, C), filled here */
   rmsnormForward(out: T, rstd: T, x: T, weight: T, N: number, C: number, eps: number, bf16?: O | null): void;
-  rmsnormBackward(dx: T, dweight: T, dout: T, x: T, weight: T, rstd: T, N: number, C: number): void;
+  /**
+   * dx (N, C) = ∂L/∂x (+ residual: a residual connection's gradient added, the bits of add(dx,
+   * residual, ∂L/∂x); residual may be dx's own storage only if it is not also dout), dweight += ∂L/∂w;
+   * `bf16`: bf16Operand of dx, filled here
+   */
+  rmsnormBackward(dx: T, dweight: T, dout: T, x: T, weight: T, rstd: T, N: number, C: number, residual?: T | null, bf16?: O | null): void;
   /** RoPE in place on x (B, T, NH, HS), half-split pairs, base theta */
   ropeForward(x: T, B: number, Tlen: number, NH: number, HS: number, theta: number): void;
   ropeBackward(dx: T, B: number, Tlen: number, NH: number, HS: number, theta: number): void;

@@ -21,10 +21,9 @@ export class Block {
   private readonly n2: Tensor;
   private readonly dn: Tensor;
   private readonly dr1: Tensor;
-  private readonly dtmp: Tensor;
   private readonly BT: number;
 
-  constructor(private readonly ctx: RunContext, readonly index: number, cfg: ModelConfig, B: number, T: number) {
+  constructor(ctx: RunContext, readonly index: number, cfg: ModelConfig, B: number, T: number) {
     const name = `blocks.${index}`, BT = B * T, C = cfg.dModel;
     this.norm1 = new RMSNorm(ctx, `${name}.norm1`, C, BT, cfg.normEps);
     this.attn = new Attention(ctx, `${name}.attn`, cfg, index, index * 4, B, T);
@@ -32,7 +31,7 @@ export class Block {
     this.mlp = new MLP(ctx, `${name}.mlp`, cfg, index, index * 4 + 2, BT);
     const be = ctx.be;
     this.BT = BT;
-    [this.n1, this.r1, this.n2, this.dn, this.dr1, this.dtmp] = Array.from({ length: 6 }, () => be.alloc([BT, C]));
+    [this.n1, this.r1, this.n2, this.dn, this.dr1] = Array.from({ length: 5 }, () => be.alloc([BT, C]));
   }
 
   get linears(): Linear[] {
@@ -59,14 +58,11 @@ export class Block {
 
   /** dx ← dout (both (B·T, C)); dx may not alias dout; `bf16`: the BF16 operand of dx for the block below (its outputLinear.bf16Grad) */
   backward(dx: Tensor, dout: Tensor, bf16: Operand | null = null): void {
-    const be = this.ctx.be;
-    // residual 2: dr1 = dout + d(norm2 → mlp)
+    // residual 2: dr1 = dout + d(norm2 → mlp), the add in norm2's backward pass
     this.mlp.backward(this.dn, dout);
-    this.norm2.backward(this.dtmp, this.dn);
-    be.add(this.dr1, dout, this.dtmp, this.attn.proj.bf16Grad(this.dr1));
+    this.norm2.backward(this.dr1, this.dn, dout, this.attn.proj.bf16Grad(this.dr1));
     // residual 1: dx = dr1 + d(norm1 → attn)
     this.attn.backward(this.dn, this.dr1);
-    this.norm1.backward(this.dtmp, this.dn);
-    be.add(dx, this.dr1, this.dtmp, bf16);
+    this.norm1.backward(dx, this.dn, this.dr1, bf16);
   }
 }

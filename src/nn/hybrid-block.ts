@@ -22,10 +22,9 @@ export class HybridBlock {
   // (B·T, C)
   private readonly n: Tensor;
   private readonly dn: Tensor;
-  private readonly dtmp: Tensor;
   private readonly BT: number;
 
-  constructor(private readonly ctx: RunContext, readonly index: number, readonly kind: BlockKind, cfg: ModelConfig, B: number, T: number) {
+  constructor(ctx: RunContext, readonly index: number, readonly kind: BlockKind, cfg: ModelConfig, B: number, T: number) {
     const name = `blocks.${index}`, BT = B * T, C = cfg.dModel;
     this.norm = new RMSNorm(ctx, `${name}.norm`, C, BT, cfg.normEps);
     this.BT = BT;
@@ -33,7 +32,7 @@ export class HybridBlock {
     if (kind === "M") this.mixer = new Mamba2(ctx, `${name}.mamba`, cfg, index, first, B, T);
     else if (kind === "*") this.mixer = new Attention(ctx, `${name}.attn`, cfg, index, first, B, T, false);
     else this.mixer = new MLP(ctx, `${name}.mlp`, cfg, index, first, BT);
-    [this.n, this.dn, this.dtmp] = Array.from({ length: 3 }, () => ctx.be.alloc([BT, C]));
+    [this.n, this.dn] = Array.from({ length: 2 }, () => ctx.be.alloc([BT, C]));
   }
 
   private wrong(want: BlockKind): Error {
@@ -80,7 +79,6 @@ export class HybridBlock {
   /** dx ← dout (both (B·T, C)); dx may not alias dout; `bf16`: the BF16 operand of dx (Block.backward) */
   backward(dx: Tensor, dout: Tensor, bf16: Operand | null = null): void {
     this.mixer.backward(this.dn, dout);
-    this.norm.backward(this.dtmp, this.dn);
-    this.ctx.be.add(dx, dout, this.dtmp, bf16);
+    this.norm.backward(dx, this.dn, dout, bf16); // dx = dout + d(norm → mixer)
   }
 }

@@ -23,8 +23,12 @@ export class RMSNorm {
     this.ctx.be.rmsnormForward(out, this.rstd, x, this.weight.data, this.N, this.C, this.eps, bf16);
   }
 
-  backward(dx: Tensor, dout: Tensor): void {
+  /**
+   * dx ← ∂L/∂x (+ residual: the gradient arriving through the residual connection around this
+   * norm's branch, added in the same pass); `bf16`: the BF16 operand of dx, filled here
+   */
+  backward(dx: Tensor, dout: Tensor, residual: Tensor | null = null, bf16: Operand | null = null): void {
     if (!this.x) throw new Error(`${this.name}: backward before forward`);
-    this.ctx.be.rmsnormBackward(dx, this.weight.grad, dout, this.x, this.weight.data, this.rstd, this.N, this.C);
+    this.ctx.be.rmsnormBackward(dx, this.weight.grad, dout, this.x, this.weight.data, this.rstd, this.N, this.C, residual, bf16);
   }
 }

@@ -248,6 +248,13 @@ test("BF16 operands written by the producing ops = the cast of their FP32 output
         be.rmsnormForward(out, be.alloc([BT]), be.fromArray(randn(BT * C, 31), [BT, C]), be.fromArray(randn(C, 32), [C]), BT, C, 1e-5, op as never);
         return out;
       } },
+      { what: "rmsnormBackward (+ the residual's gradient)", rows: BT, cols: 2 * C, run: (be, op) => {
+        const x = be.fromArray(randn(BT * 2 * C, 51), [BT, 2 * C]), w = be.fromArray(randn(2 * C, 52), [2 * C]), rstd = be.alloc([BT]);
+        be.rmsnormForward(be.alloc([BT, 2 * C]), rstd, x, w, BT, 2 * C, 1e-5);
+        const dx = be.alloc([BT, 2 * C]);
+        be.rmsnormBackward(dx, be.alloc([2 * C]), be.fromArray(randn(BT * 2 * C, 53), [BT, 2 * C]), x, w, rstd, BT, 2 * C, be.fromArray(randn(BT * 2 * C, 54), [BT, 2 * C]), op as never);
+        return dx;
+      } },
       { what: "sqreluForward (a scalar tail)", rows: 1, cols: 4099, run: (be, op) => {
         const out = be.alloc([1, 4099]);
         be.sqreluForward(out, be.fromArray(randn(4099, 33), [1, 4099]), op as never);

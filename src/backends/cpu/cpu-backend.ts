@@ -157,8 +157,13 @@ export class CpuBackend implements Backend<CpuTensor, CpuTokens, CpuOperand> {
     rmsnormForward(out.data, rstd.data, x.data, w.data, N, C, eps);
     this.fillBf16(bf16, out, "rmsnormForward");
   }
-  rmsnormBackward(dx: CpuTensor, dw: CpuTensor, dout: CpuTensor, x: CpuTensor, w: CpuTensor, rstd: CpuTensor, N: number, C: number): void {
-    rmsnormBackward(dx.data, dw.data, dout.data, x.data, w.data, rstd.data, N, C);
+  rmsnormBackward(dx: CpuTensor, dw: CpuTensor, dout: CpuTensor, x: CpuTensor, w: CpuTensor, rstd: CpuTensor, N: number, C: number, residual?: CpuTensor | null, bf16?: CpuOperand | null): void {
+    if (residual && residual !== dx && residual.size !== dx.size) throw new RangeError(`rmsnormBackward: the residual has ${residual.size} elements, dx ${dx.size}`);
+    const g = residual === dx ? new Float32Array(dx.size) : dx.data;
+    rmsnormBackward(g, dw.data, dout.data, x.data, w.data, rstd.data, N, C);
+    // add(dx, residual, g): residual + g, element by element
+    if (residual) for (let i = 0; i < dx.size; i++) dx.data[i] = residual.data[i] + g[i];
+    this.fillBf16(bf16, dx, "rmsnormBackward");
   }
 
   private rope(T: number, HS: number, theta: number): RopeTable {

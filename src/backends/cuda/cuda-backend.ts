@@ -714,14 +714,28 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     this.checked();
   }
 
-  rmsnormBackward(dx: CudaTensor, dw: CudaTensor, dout: CudaTensor, x: CudaTensor, w: CudaTensor, rstd: CudaTensor, N: number, C: number): void {
+  rmsnormBackward(dx: CudaTensor, dw: CudaTensor, dout: CudaTensor, x: CudaTensor, w: CudaTensor, rstd: CudaTensor, N: number, C: number, residual?: CudaTensor | null, bf16?: CudaOperand | null): void {
+    if (residual && residual.size !== dx.size) throw new RangeError(`rmsnormBackward: the residual has ${residual.size} elements, dx ${dx.size}`);
     // P depends on the shape only, so results are the same on every GPU
     const P = Math.min(N, 256);
     const partial = this.scratch(P * C * 8);
     // the warp-per-row kernel: C % 4, at most 8 float4 per lane, aligned rows
     const vpl = Math.ceil(C / 128);
-    const warp = this.opsKernels === "fast" && C % 4 === 0 && vpl <= 8 && [dx, dout, x, w].every((t) => (t.ptr & 15n) === 0n);
-    this.launch("rmsnorm.cu", warp ? `rmsnorm_backward_w${vpl}` : "rmsnorm_backward", [P, 1, 1], B256, C * 8, [ptr(dx.ptr), ptr(partial), ptr(dout.ptr), ptr(x.ptr), ptr(w.ptr), ptr(rstd.ptr), i32(N), i32(C)]);
+    const warp = this.opsKernels === "fast" && C % 4 === 0 && vpl <= 8 && [dx, dout, x, w, ...(residual ? [residual] : [])].every((t) => (t.ptr & 15n) === 0n);
+    const args = [ptr(dx.ptr), ptr(partial), ptr(dout.ptr), ptr(x.ptr), ptr(w.ptr), ptr(rstd.ptr), i32(N), i32(C)];
+    if (warp && (residual || bf16)) {
+      // the residual's gradient and the BF16 operand written by the kernel that makes dx (no add pass, no cast)
+      const out16 = bf16 ? this.bf16Out(bf16, dx.size, "rmsnormBackward") : [ptr(0n), ptr(0n)];
+      this.launch("rmsnorm.cu", `rmsnorm_backward_res_w${vpl}`, [P, 1, 1], B256, C * 8, [...args, ptr(residual ? residual.ptr : 0n), ...out16]);
+      if (bf16) this.checked();
+    } else {
+      const g = residual && residual.ptr === dx.ptr ? this.scratch(dx.size * 4) : dx.ptr;
+      args[0] = ptr(g);
+      this.launch("rmsnorm.cu", warp ? `rmsnorm_backward_w${vpl}` : "rmsnorm_backward", [P, 1, 1], B256, C * 8, args);
+      if (residual) this.add(dx, residual, g === dx.ptr ? dx : new CudaTensor(dx.shape, g), bf16);
+      else this.castInto(bf16, dx, "rmsnormBackward");
+      if (g !== dx.ptr) this.release(g);
+    }
     this.launch("rmsnorm.cu", "rmsnorm_dweight_reduce", grid1(C), B256, 0, [ptr(dw.ptr), ptr(partial), i32(P), i32(C)]);
     this.release(partial);
   }

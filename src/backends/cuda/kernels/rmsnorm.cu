@@ -127,7 +127,8 @@ extern "C" __global__ void rmsnorm_dweight_reduce(float* dweight, const double* 
  *   function of the shape); block: 256; shared: dynamic C·8 bytes. Pointers 16-byte aligned.
  */
 template <int VPL>
-__device__ __forceinline__ void rmsnorm_backward_warp_impl(float* dx, double* dweight_partial, const float* dout, const float* x, const float* weight, const float* rstd, int N, int C) {
+__device__ __forceinline__ void rmsnorm_backward_warp_impl(float* dx, double* dweight_partial, const float* dout, const float* x, const float* weight, const float* rstd, int N, int C,
+                                                           const float* res = nullptr, unsigned short* dx16 = nullptr, unsigned long long* bad = nullptr) {
   extern __shared__ double dw_sh[];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5, C4 = C >> 2;
   const int rowsPerBlock = (N + gridDim.x - 1) / gridDim.x;
@@ -165,8 +166,13 @@ __device__ __forceinline__ void rmsnorm_backward_warp_impl(float* dx, double* dw
         acc[k][1] += (double)g[k].y * (double)xv[k].y * rd;
         acc[k][2] += (double)g[k].z * (double)xv[k].z * rd;
         acc[k][3] += (double)g[k].w * (double)xv[k].w * rd;
-        *reinterpret_cast<float4*>(dx + off + 4 * c4) = make_float4(r * (g[k].x * w.x - xv[k].x * kk), r * (g[k].y * w.y - xv[k].y * kk),
-                                                                    r * (g[k].z * w.z - xv[k].z * kk), r * (g[k].w * w.w - xv[k].w * kk));
+        float4 o = make_float4(r * (g[k].x * w.x - xv[k].x * kk), r * (g[k].y * w.y - xv[k].y * kk), r * (g[k].z * w.z - xv[k].z * kk), r * (g[k].w * w.w - xv[k].w * kk));
+        if (res != nullptr) {  // the residual connection's gradient added here: res + o, as add(out, res, o)
+          const float4 q = *reinterpret_cast<const float4*>(res + off + 4 * c4);
+          o = make_float4(q.x + o.x, q.y + o.y, q.z + o.z, q.w + o.w);
+        }
+        *reinterpret_cast<float4*>(dx + off + 4 * c4) = o;
+        if (dx16 != nullptr) bf16_out4(dx16, bad, off + 4 * c4, o);
       }
     }
   }
@@ -201,3 +207,26 @@ RMSNORM_BACKWARD_W(5)
 RMSNORM_BACKWARD_W(6)
 RMSNORM_BACKWARD_W(7)
 RMSNORM_BACKWARD_W(8)
+
+/**
+ * rmsnorm_backward_res_w<VPL>(float* dx, double* dweight_partial, const float* dout, const float* x, const float* weight,
+ *                             const float* rstd, int N, int C, const float* res, unsigned short* dx16, unsigned long long* bad)
+ *   rmsnorm_backward_w<VPL> with the residual connection's gradient added: dx = res + (the norm's dx),
+ *   the bits of add(dx, res, that) (res may alias dx: each element is read before it is written;
+ *   null res: nothing added), and dx16 = BF16(dx) with its non-finite check into `bad` (bf16-out.cuh;
+ *   null dx16: none): the block's backward without its two add passes. Launch as rmsnorm_backward_w<VPL>.
+ */
+#define RMSNORM_BACKWARD_RES_W(V) \
+  extern "C" __global__ void __launch_bounds__(256) rmsnorm_backward_res_w##V(float* dx, double* dweight_partial, const float* dout, const float* x, const float* weight, \
+                                                                              const float* rstd, int N, int C, const float* res, unsigned short* dx16, \
+                                                                              unsigned long long* bad) { \
+    rmsnorm_backward_warp_impl<V>(dx, dweight_partial, dout, x, weight, rstd, N, C, res, dx16, bad); \
+  }
+RMSNORM_BACKWARD_RES_W(1)
+RMSNORM_BACKWARD_RES_W(2)
+RMSNORM_BACKWARD_RES_W(3)
+RMSNORM_BACKWARD_RES_W(4)
+RMSNORM_BACKWARD_RES_W(5)
+RMSNORM_BACKWARD_RES_W(6)
+RMSNORM_BACKWARD_RES_W(7)
+RMSNORM_BACKWARD_RES_W(8)

@@ -1,8 +1,10 @@
 /**
- * Backend.gemm's addend (a residual connection added in the GEMM, Linear.forward's `residual`) on
- * the CPU oracle: c = A·Bᵀ + addend gives gemm-then-accumulate's bits for BF16 and NVFP4 operands
- * (alpha ≠ 1); bad addends are refused. (The GPU's cuBLASLt epilogue: test/gpu/ops-fast.gpu.test.ts;
- * whole training runs with the fused residual: test/bf16-operands.test.ts, test/shared-tiles.test.ts.)
+ * Residual connections fused into the ops next to them, on the CPU oracle: forward, Backend.gemm's
+ * addend (Linear.forward's `residual`): c = A·Bᵀ + addend gives gemm-then-accumulate's bits for BF16
+ * and NVFP4 operands (alpha ≠ 1), bad addends refused; backward, rmsnormBackward's `residual`
+ * (RMSNorm.backward): dx = residual + ∂L/∂x with add's bits, dx's own storage allowed as the
+ * residual, and the BF16 operand filled. (The GPU: test/gpu/ops-fast.gpu.test.ts; whole training
+ * runs with both: test/bf16-operands.test.ts, test/shared-tiles.test.ts, test/pair-quant.test.ts.)
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -38,6 +40,32 @@ test("CPU gemm with an addend = gemm then accumulate, bit for bit (bf16 and nvfp
     assert.throws(() => be.gemm(c, op(), op(), true, be.alloc([4, 4])), /addend with accumulate/);
     assert.throws(() => be.gemm(c, op(), op(), false, c), /must not be c/);
     assert.throws(() => be.gemm(c, op(), op(), false, be.alloc([4, 5])), /the addend has 20 elements, C 16/);
+  } finally {
+    be.close();
+  }
+});
+
+test("CPU rmsnormBackward with the residual's gradient = rmsnormBackward then add, bit for bit; the residual may be dx itself; its BF16 operand filled", () => {
+  const be = new CpuBackend({ threads: 1 });
+  try {
+    const N = 6, C = 32;
+    const x = be.fromArray(randn(N * C, 4), [N, C]), w = be.fromArray(randn(C, 5), [C]), rstd = be.alloc([N]), dout = be.fromArray(randn(N * C, 6), [N, C]);
+    be.rmsnormForward(be.alloc([N, C]), rstd, x, w, N, C, 1e-5);
+    const res = randn(N * C, 7);
+    const g = be.alloc([N, C]), dw1 = be.alloc([C]);
+    be.rmsnormBackward(g, dw1, dout, x, w, rstd, N, C);
+    const apart = be.alloc([N, C]);
+    be.add(apart, be.fromArray(res, [N, C]), g);
+    const fused = be.alloc([N, C]), dw2 = be.alloc([C]);
+    const op = be.bf16Operand(N, C, { format: "bf16", rounding: "rtn" }, "r.dgrad.gradOutput")!;
+    be.rmsnormBackward(fused, dw2, dout, x, w, rstd, N, C, be.fromArray(res, [N, C]), op);
+    assert.deepEqual(bits(fused.data), bits(apart.data));
+    assert.deepEqual(bits(dw2.data), bits(dw1.data));
+    assert.equal(op.pending, undefined, "the operand is filled");
+    assert.ok(op.values.every((v, i) => Math.abs(v - apart.data[i]) <= Math.abs(apart.data[i]) * 2 ** -8), "operand = BF16 of dx");
+    const inPlace = be.fromArray(res, [N, C]);
+    be.rmsnormBackward(inPlace, be.alloc([C]), dout, x, w, rstd, N, C, inPlace);
+    assert.deepEqual(bits(inPlace.data), bits(apart.data), "dx's own storage as the residual");
   } finally {
     be.close();
   }
