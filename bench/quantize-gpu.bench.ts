@@ -7,7 +7,8 @@
  * bench/results/quantize-gpu.json. Then every NVFP4 operand of one GPT-124M training step (its
  * shapes at B·T = 16384 tokens), with the fast kernels (quantize-fast.cu) and the plain ones
  * (quantize.cu): per kernel ms, GB/s of the bytes it must move and % of the copy ceiling, and the
- * step's total; the same for every FP8 operand of a GPT-124M fp8 step (1x128 activations and
+ * step's total; the pairs training makes from one read (quantizePair: X with Xᵀ, dY with dYᵀ) against
+ * those two quantizes; the same for every FP8 operand of a GPT-124M fp8 step (1x128 activations and
  * gradients, 128x128 weights) with the plain kernels (block amax, quantize to FP32, BF16 cast), the
  * one-pass kernels writing the BF16 operand (FP4LM_FP8_GEMM=emulated) and the one-pass kernels
  * writing FP8 bytes + scales for the tensor cores (the default).
@@ -157,6 +158,38 @@ console.log(textTable([
 ], [false, false, true, true, false, false]));
 console.log(`one step's ${ops.length * blocks} NVFP4 operands (${blocks} blocks): plain ${stepMs.plain.toFixed(1)} ms, fast ${stepMs.fast.toFixed(1)} ms`);
 
+// ---- the pairs training makes from one read (quantizePair: Fprop X + Wgrad Xᵀ, Dgrad dY + Wgrad dYᵀ) against the two single quantizes above
+const fastMs = (name: string) => ((gpt.find((g) => g.name === name)!.fast) as { ms: number }).ms;
+const pairRows: string[][] = [];
+const pairStep = { pair: 0, singles: 0, weightsDgrad: 0 };
+for (const [lin, K, N] of linears) {
+  for (const [what, cols, a, b, singles] of [["X", K, rtn, { ...rtn, rht }, ["Fprop X", "Wgrad Xᵀ"]], ["dY", N, sr, { ...sr, rht }, ["Dgrad dY", "Wgrad dYᵀ"]]] as const) {
+    const x = new CudaTensor([BT, cols], big.ptr), stream = { seed: 1, gemmId: 2, slot: 0 as const }, stream2 = { seed: 1, gemmId: 3, slot: 0 as const };
+    const once = () => be.quantizePair(x, BT, cols, a, b, stream, stream2, "a", "b")!.forEach((o) => be.releaseOperand(o));
+    once();
+    be.synchronize();
+    be.profileReport();
+    const totals: number[] = [];
+    for (let k = 0; k < 5; k++) {
+      be.profile(true);
+      once();
+      totals.push(be.profileReport().reduce((acc, q) => acc + q.ms, 0));
+      be.profile(false);
+    }
+    totals.sort((p, q) => p - q);
+    const ms = totals[2], two = fastMs(`${lin} ${singles[0]}`) + fastMs(`${lin} ${singles[1]}`);
+    const gbs = (8 * BT * cols) / (ms / 1000) / 1e9; // x read once, two BF16 operands written
+    pairRows.push([`${lin} ${what} + ${what}ᵀ`, `${BT}x${cols}`, ms.toFixed(3), `${gbs.toFixed(0)} (${((100 * gbs) / copyGBs).toFixed(0)}%)`, two.toFixed(3), `${(two / ms).toFixed(2)}x`]);
+    pairStep.pair += blocks * ms;
+    pairStep.singles += blocks * two;
+  }
+  pairStep.weightsDgrad += blocks * fastMs(`${lin} Dgrad Wᵀ`);
+}
+be.flushChecks();
+console.log(`\nGPT-124M NVFP4 pairs from one read (nvfp4_dual_*; GB/s of x read once + two BF16 operands written) vs the two fast quantizes above`);
+console.log(textTable([["pair", "shape", "pair ms", "GB/s (% of copy)", "two quantizes ms", "speed-up"], ...pairRows], [false, false, true, true, true, true]));
+console.log(`one step (${blocks} blocks): pairs ${pairStep.pair.toFixed(1)} ms instead of ${pairStep.singles.toFixed(1)} ms; Dgrad's Wᵀ (shared from Fprop's W now) ${pairStep.weightsDgrad.toFixed(1)} ms saved`);
+
 // ---- GPT-124M: every FP8 operand of one fp8 step: plain kernels, one-pass → BF16 (emulated GEMMs), one-pass → FP8 (tensor cores)
 const a1 = fp8Spec("1x128"), w2 = fp8Spec("128x128");
 const fp8Ops: [string, number, number, OperandSpec, boolean][] = [];
@@ -200,5 +233,5 @@ console.log(textTable([
   ...fp8Rows.map((g) => [g.name as string, `${g.rows}x${g.cols}${g.transpose ? "ᵀ" : ""}`, ...fp8Modes.map(([l]) => fp8Cell(g, l))]),
 ], [false, false, true, true, true]));
 console.log(`one step's ${fp8Ops.length * fp8Blocks} FP8 operands (${fp8Blocks} blocks): ${fp8Modes.map(([l]) => `${l} ${fp8StepMs[l].toFixed(1)} ms`).join(", ")}`);
-writeFileSync(new URL("./results/quantize-gpu.json", import.meta.url), JSON.stringify({ date: new Date().toISOString(), size: S, copyGBs, rows, gpt124m: { tokens: BT, blocks, stepMs, operands: gpt, fp8: { stepMs: fp8StepMs, operands: fp8Rows } } }, null, 1) + "\n");
+writeFileSync(new URL("./results/quantize-gpu.json", import.meta.url), JSON.stringify({ date: new Date().toISOString(), size: S, copyGBs, rows, gpt124m: { tokens: BT, blocks, stepMs, operands: gpt, pairs: { step: pairStep, rows: pairRows }, fp8: { stepMs: fp8StepMs, operands: fp8Rows } } }, null, 1) + "\n");
 be.close();
