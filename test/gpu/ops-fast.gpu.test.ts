@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { gpuBackend, randn, relMaxErr } from "./gpu.ts";
 import { CpuBackend } from "../../src/backends/cpu/cpu-backend.ts";
 import { CudaBackend } from "../../src/backends/cuda/cuda-backend.ts";
+import { getDriver } from "../../src/backends/cuda/driver.ts";
 import type { Backend, Tensor } from "../../src/backends/backend.ts";
 import { roundBf16InPlace } from "../../src/formats/bf16.ts";
 import { buildConfig } from "../../src/train/config.ts";
@@ -427,4 +428,24 @@ test("gemm with an addend (the residual in the GEMM's epilogue) = gemm then accu
     assert.throws(() => fast.gemm(c, op(), op(), true, fast.alloc([4, 4])), /addend with accumulate/);
     assert.throws(() => fast.gemm(c, op(), op(), false, c), /must not be c/);
   });
+});
+
+test("kernel arguments from the launch arena train exactly as a JS array per launch (FP4LM_LAUNCH_ARGS=arrays), faster", (t) => {
+  if (!gpuBackend(t)) return;
+  const dir = mkdtempSync(join(tmpdir(), "fp4lm-gpu-launch-"));
+  const drv = getDriver();
+  try {
+    const base = [`outDir=${dir}`, "log=quiet", "data.tokenizer=byte", "model.dModel=128", "model.nLayers=3", "model.nHeads=2", "model.nKvHeads=1",
+      "model.dFF=256", "model.seqLen=64", "batchSize=4", "steps=8", "evalEvery=4", "evalBatches=2", "recipe=nvfp4", "device=cuda"];
+    drv.useLaunchArena(true);
+    const arena = train(buildConfig([...base, "name=arena"]));
+    drv.useLaunchArena(false);
+    const arrays = train(buildConfig([...base, "name=arrays"]));
+    assert.deepEqual(arena.losses, arrays.losses, "losses bit for bit");
+    assert.deepEqual(arena.evals, arrays.evals, "validation losses bit for bit");
+    console.log(`# launch arena = arrays bit for bit; tiny nvfp4 model tok/s: arena ${Math.round(arena.tokensPerS)}, arrays ${Math.round(arrays.tokensPerS)}`);
+  } finally {
+    drv.useLaunchArena(process.env.FP4LM_LAUNCH_ARGS !== "arrays");
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -313,6 +313,16 @@ function unique(xs: string[]): string[] {
 export type LibraryHandle = ReturnType<typeof koffi.load>;
 
 /**
+ * Native memory of `bytes` bytes for the life of the process, written from JS through `buffer`
+ * (an ArrayBuffer over it, no copies) and handed to C by `address` (koffi accepts a bigint for a
+ * `void *` parameter). What driver.ts's LaunchArena packs kernel arguments into.
+ */
+export function nativeArena(bytes: number): { address: bigint; buffer: ArrayBuffer; handle: unknown } {
+  const handle = koffi.alloc("uint8_t", bytes);
+  return { address: BigInt(koffi.address(handle)), buffer: koffi.view(handle, bytes), handle };
+}
+
+/**
  * Bind functions of `lib` by their C declarations (koffi), typed F: `f` throws where the library
  * lacks the symbol, `optional` gives undefined (entry points of newer versions only).
  */
