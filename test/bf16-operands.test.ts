@@ -8,21 +8,18 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { CpuBackend, type CpuOperand, type CpuTensor } from "../src/backends/cpu/cpu-backend.ts";
-import { RunContext } from "../src/nn/context.ts";
 import { GPT } from "../src/nn/gpt.ts";
 import { HybridLM } from "../src/nn/hybrid-model.ts";
 import type { ModelConfig } from "../src/nn/model-config.ts";
-import { recipeByName } from "../src/recipes/recipe.ts";
 import { NonFiniteError } from "../src/errors.ts";
 import type { OperandSpec } from "../src/recipes/operand.ts";
-import { lcgTokens as tokens } from "./random.ts";
+import { twoStepsAndEval } from "./model-steps.ts";
 
 const MODEL: ModelConfig = { vocabSize: 40, dModel: 32, nLayers: 3, nHeads: 2, nKvHeads: 1, dFF: 64, seqLen: 16, ropeTheta: 10000, normEps: 1e-5 };
 const HYBRID: ModelConfig = {
   ...MODEL, nLayers: 4, pattern: "M-*-", mamba: { nGroups: 1, dState: 8, headDim: 8, expand: 2, convWindow: 4, chunkSize: 6 },
 };
 
-const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
 
 /** 2 training micro-steps and an evaluation forward; losses and every gradient, and how many operands quantize cast */
 function run(cfg: ModelConfig, recipe: string, bf16Operands: boolean, poison?: (m: GPT | HybridLM) => void) {
@@ -37,20 +34,10 @@ function run(cfg: ModelConfig, recipe: string, bf16Operands: boolean, poison?: (
     return op;
   };
   try {
-    const ctx = new RunContext(be, recipeByName(recipe), 5);
-    const B = 2, T = cfg.seqLen;
-    const model = cfg.pattern ? new HybridLM(ctx, cfg, B, T) : new GPT(ctx, cfg, B, T);
-    poison?.(model);
-    const losses: number[] = [];
-    for (let s = 0; s < 2; s++) {
-      ctx.micro = s;
-      losses.push(model.step(be.tokens(tokens(B * T, cfg.vocabSize, 10 + s), [B, T]), be.tokens(tokens(B * T, cfg.vocabSize, 20 + s), [B, T]), true, 0.5));
-    }
-    ctx.training = false;
-    losses.push(model.step(be.tokens(tokens(B * T, cfg.vocabSize, 30), [B, T]), be.tokens(tokens(B * T, cfg.vocabSize, 31), [B, T]), false));
+    const r = twoStepsAndEval(be, cfg, recipe, (_ctx, model) => poison?.(model));
     // operands whose producer was told its FP32 output has no other reader (the CPU poisons that output with NaN)
     const unused = ops.filter((o) => o.fp32Unused).length;
-    return { losses, grads: model.params.map((p) => bits((p.grad as CpuTensor).data)), names: model.params.map((p) => p.name), casts, handed, unused };
+    return { ...r, casts, handed, unused };
   } finally {
     be.close();
   }

@@ -6,17 +6,13 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { CpuBackend, type CpuTensor } from "../src/backends/cpu/cpu-backend.ts";
-import { RunContext } from "../src/nn/context.ts";
-import { GPT } from "../src/nn/gpt.ts";
+import { CpuBackend } from "../src/backends/cpu/cpu-backend.ts";
 import type { ModelConfig } from "../src/nn/model-config.ts";
-import { recipeByName } from "../src/recipes/recipe.ts";
 import { pairable, type OperandSpec } from "../src/recipes/operand.ts";
 import { TelemetryRecorder } from "../src/nn/telemetry.ts";
-import { lcgTokens as tokens } from "./random.ts";
+import { twoStepsAndEval } from "./model-steps.ts";
 
 const MODEL: ModelConfig = { vocabSize: 40, dModel: 32, nLayers: 4, nHeads: 2, nKvHeads: 1, dFF: 64, seqLen: 16, ropeTheta: 10000, normEps: 1e-5 };
-const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
 
 function run(pairs: boolean, telemetryStep = false) {
   const be = new CpuBackend({ threads: 1 });
@@ -31,14 +27,7 @@ function run(pairs: boolean, telemetryStep = false) {
     };
   }
   try {
-    const ctx = new RunContext(be, recipeByName("nvfp4"), 5);
-    if (telemetryStep) ctx.telemetry = new TelemetryRecorder(1);
-    const B = 2, T = MODEL.seqLen;
-    const model = new GPT(ctx, MODEL, B, T);
-    const losses = [model.step(be.tokens(tokens(B * T, 40, 1), [B, T]), be.tokens(tokens(B * T, 40, 2), [B, T]), true)];
-    ctx.training = false;
-    losses.push(model.step(be.tokens(tokens(B * T, 40, 3), [B, T]), be.tokens(tokens(B * T, 40, 4), [B, T]), false));
-    return { losses, grads: model.params.map((p) => bits((p.grad as CpuTensor).data)), made };
+    return { ...twoStepsAndEval(be, MODEL, "nvfp4", (ctx) => { if (telemetryStep) ctx.telemetry = new TelemetryRecorder(1); }), made };
   } finally {
     be.close();
   }
@@ -58,8 +47,8 @@ test("nvfp4 GPT: X/Xᵀ and dY/dYᵀ of every NVFP4 linear come as pairs, with t
   const apart = run(false), paired = run(true);
   assert.deepEqual(paired.losses, apart.losses);
   paired.grads.forEach((g, i) => assert.deepEqual(g, apart.grads[i], `parameter ${i}`));
-  // 4 blocks, the last BF16: 3 × 4 NVFP4 linears, each an X pair (forward) and a dY pair (backward); the eval forward none
-  assert.equal(paired.made.length, 3 * 4 * 2);
+  // 4 blocks, the last BF16: 3 × 4 NVFP4 linears, each an X pair (forward) and a dY pair (backward) per micro-step; the eval forward none
+  assert.equal(paired.made.length, 2 * 3 * 4 * 2);
   assert.ok(paired.made.includes("blocks.0.attn.qkv.fprop.input + blocks.0.attn.qkv.wgrad.input"), paired.made.join("\n"));
   assert.ok(paired.made.includes("blocks.2.mlp.fc2.dgrad.gradOutput + blocks.2.mlp.fc2.wgrad.gradOutput"), paired.made.join("\n"));
   assert.equal(paired.made.filter((m) => m.startsWith("blocks.3.") || m.startsWith("head.")).length, 0, "BF16 layers share instead");

@@ -7,16 +7,12 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { CpuBackend, type CpuTensor } from "../src/backends/cpu/cpu-backend.ts";
-import { RunContext } from "../src/nn/context.ts";
-import { GPT } from "../src/nn/gpt.ts";
-import { HybridLM } from "../src/nn/hybrid-model.ts";
+import { CpuBackend } from "../src/backends/cpu/cpu-backend.ts";
 import type { ModelConfig } from "../src/nn/model-config.ts";
-import { recipeByName } from "../src/recipes/recipe.ts";
 import { sameValuesTransposed, transposeInvariant, type OperandSpec } from "../src/recipes/operand.ts";
 import { quantizeOperand } from "../src/recipes/quantize-operand.ts";
 import { transpose } from "../src/quant/tensor-checks.ts";
-import { lcgTokens as tokens } from "./random.ts";
+import { twoStepsAndEval } from "./model-steps.ts";
 
 const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
 const TILE: OperandSpec = { format: "nvfp4", block: "16x16", rounding: "rtn" };
@@ -69,17 +65,7 @@ function run(cfg: ModelConfig, shareTiles: boolean) {
     return q(x, rows, cols, spec, tr, stream, name);
   };
   try {
-    const ctx = new RunContext(be, recipeByName("nvfp4"), 5);
-    const B = 2, T = cfg.seqLen;
-    const model = cfg.pattern ? new HybridLM(ctx, cfg, B, T) : new GPT(ctx, cfg, B, T);
-    const losses: number[] = [];
-    for (let s = 0; s < 2; s++) {
-      ctx.micro = s;
-      losses.push(model.step(be.tokens(tokens(B * T, cfg.vocabSize, 10 + s), [B, T]), be.tokens(tokens(B * T, cfg.vocabSize, 20 + s), [B, T]), true, 0.5));
-    }
-    ctx.training = false;
-    losses.push(model.step(be.tokens(tokens(B * T, cfg.vocabSize, 30), [B, T]), be.tokens(tokens(B * T, cfg.vocabSize, 31), [B, T]), false));
-    return { losses, grads: model.params.map((p) => bits((p.grad as CpuTensor).data)), names: model.params.map((p) => p.name), calls };
+    return { ...twoStepsAndEval(be, cfg, "nvfp4"), calls };
   } finally {
     be.close();
   }
