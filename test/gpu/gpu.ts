@@ -4,6 +4,12 @@
  * test:gpu`), where a missing GPU is a failure.
  */
 import type { TestContext } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { buildConfig } from "../../src/train/config.ts";
+import { train } from "../../src/train/train.ts";
 import { cudaAvailable } from "../../src/backends/cuda/libraries.ts";
 import { CudaBackend } from "../../src/backends/cuda/cuda-backend.ts";
 
@@ -41,4 +47,34 @@ export function relMaxErr(a: Float32Array, b: Float32Array): number {
     m = Math.max(m, Math.abs(b[i]));
   }
   return m > 0 ? d / m : d;
+}
+
+/** The small GPU training run the A/B tests compare paths on (config keys for train/config.ts), in `dir`. */
+export function smallRun(dir: string, recipe: string, extra: string[] = []): string[] {
+  return [`outDir=${dir}`, "log=quiet", "data.tokenizer=byte", "model.dModel=128", "model.nLayers=3", "model.nHeads=2", "model.nKvHeads=1",
+    "model.dFF=256", "model.seqLen=64", "batchSize=4", "steps=8", "evalEvery=4", "evalBatches=2", `recipe=${recipe}`, "device=cuda", ...extra];
+}
+
+/**
+ * Trains `config` (smallRun's keys) on the GPU with the environment variable `name` unset (the
+ * default path) and set to `off` (its plain twin), in a temporary folder, and requires the same
+ * losses and validation losses bit for bit; the variable is restored after. Returns both runs'
+ * tokens/s for the log line.
+ */
+export function sameTrainingWithSwitch(name: string, off: string, config: (dir: string) => string[], what: string): { on: number; off: number } {
+  const dir = mkdtempSync(join(tmpdir(), "fp4lm-gpu-ab-"));
+  const saved = process.env[name];
+  try {
+    delete process.env[name];
+    const a = train(buildConfig([...config(dir), "name=default"]));
+    process.env[name] = off;
+    const b = train(buildConfig([...config(dir), "name=switched"]));
+    assert.deepEqual(a.losses, b.losses, `${what}: losses bit for bit with ${name}=${off}`);
+    assert.deepEqual(a.evals, b.evals, `${what}: validation losses bit for bit with ${name}=${off}`);
+    return { on: a.tokensPerS, off: b.tokensPerS };
+  } finally {
+    if (saved === undefined) delete process.env[name];
+    else process.env[name] = saved;
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

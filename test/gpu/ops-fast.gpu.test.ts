@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { gpuBackend, randn, relMaxErr } from "./gpu.ts";
+import { gpuBackend, randn, relMaxErr, sameTrainingWithSwitch, smallRun } from "./gpu.ts";
 import { CpuBackend } from "../../src/backends/cpu/cpu-backend.ts";
 import { CudaBackend } from "../../src/backends/cuda/cuda-backend.ts";
 import { getDriver } from "../../src/backends/cuda/driver.ts";
@@ -345,29 +345,11 @@ test("BF16 operands written by the producing ops = the cast of their FP32 output
 
 test("training in BF16 on the GPU: BF16 operands written by the producing ops give the casts' losses bit for bit (FP4LM_BF16_OPERANDS=0)", (t) => {
   if (!gpuBackend(t)) return;
-  const dir = mkdtempSync(join(tmpdir(), "fp4lm-gpu-bf16ops-"));
-  const saved = process.env.FP4LM_BF16_OPERANDS;
-  try {
-    // head size 64 (the v4 attention epilogue), d_ff a multiple of 4 (the _bf16 elementwise kernels), V % 4 == 0 (cross-entropy in shared memory)
-    const base = [`outDir=${dir}`, "log=quiet", "data.tokenizer=byte", "model.dModel=128", "model.nLayers=2", "model.nHeads=2", "model.nKvHeads=1",
-      "model.dFF=256", "model.seqLen=64", "batchSize=4", "steps=8", "evalEvery=4", "evalBatches=2", "recipe=bf16", "gradAccum=2"];
-    const given = train(buildConfig([...base, "name=given", "device=cuda"]));
-    process.env.FP4LM_BF16_OPERANDS = "0";
-    const cast = train(buildConfig([...base, "name=cast", "device=cuda"]));
-    assert.deepEqual(given.losses, cast.losses, "losses bit for bit");
-    assert.deepEqual(given.evals, cast.evals, "validation losses bit for bit");
-    // nvfp4: its BF16 last block and head take the operands from their producers too
-    delete process.env.FP4LM_BF16_OPERANDS;
-    const q = train(buildConfig([...base, "name=q", "device=cuda", "recipe=nvfp4"]));
-    process.env.FP4LM_BF16_OPERANDS = "0";
-    const qc = train(buildConfig([...base, "name=qc", "device=cuda", "recipe=nvfp4"]));
-    assert.deepEqual(q.losses, qc.losses, "nvfp4 losses bit for bit");
-    console.log(`# BF16 operands from the producing ops = casts bit for bit (bf16, nvfp4); tok/s ${Math.round(given.tokensPerS)} vs ${Math.round(cast.tokensPerS)} with casts`);
-  } finally {
-    if (saved === undefined) delete process.env.FP4LM_BF16_OPERANDS;
-    else process.env.FP4LM_BF16_OPERANDS = saved;
-    rmSync(dir, { recursive: true, force: true });
-  }
+  // head size 64 (the v4 attention epilogue), d_ff a multiple of 4 (the _bf16 elementwise kernels), V % 4 == 0 (cross-entropy in shared memory);
+  // nvfp4: its BF16 last block and head take the operands from their producers too
+  const bf16 = sameTrainingWithSwitch("FP4LM_BF16_OPERANDS", "0", (dir) => smallRun(dir, "bf16", ["gradAccum=2"]), "bf16");
+  sameTrainingWithSwitch("FP4LM_BF16_OPERANDS", "0", (dir) => smallRun(dir, "nvfp4", ["gradAccum=2"]), "nvfp4");
+  console.log(`# BF16 operands from the producing ops = casts bit for bit (bf16, nvfp4); tok/s ${Math.round(bf16.on)} vs ${Math.round(bf16.off)} with casts`);
 });
 
 test("attention v4 on the BF16 q, k, v that split+RoPE wrote and the dout its prep rounded = with its own casts bit for bit; a tensor written in between is cast again", (t) => {
@@ -435,12 +417,10 @@ test("kernel arguments from the launch arena train exactly as a JS array per lau
   const dir = mkdtempSync(join(tmpdir(), "fp4lm-gpu-launch-"));
   const drv = getDriver();
   try {
-    const base = [`outDir=${dir}`, "log=quiet", "data.tokenizer=byte", "model.dModel=128", "model.nLayers=3", "model.nHeads=2", "model.nKvHeads=1",
-      "model.dFF=256", "model.seqLen=64", "batchSize=4", "steps=8", "evalEvery=4", "evalBatches=2", "recipe=nvfp4", "device=cuda"];
     drv.useLaunchArena(true);
-    const arena = train(buildConfig([...base, "name=arena"]));
+    const arena = train(buildConfig([...smallRun(dir, "nvfp4"), "name=arena"]));
     drv.useLaunchArena(false);
-    const arrays = train(buildConfig([...base, "name=arrays"]));
+    const arrays = train(buildConfig([...smallRun(dir, "nvfp4"), "name=arrays"]));
     assert.deepEqual(arena.losses, arrays.losses, "losses bit for bit");
     assert.deepEqual(arena.evals, arrays.evals, "validation losses bit for bit");
     console.log(`# launch arena = arrays bit for bit; tiny nvfp4 model tok/s: arena ${Math.round(arena.tokensPerS)}, arrays ${Math.round(arrays.tokensPerS)}`);

@@ -7,16 +7,11 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { gpuBackend, randn } from "./gpu.ts";
+import { gpuBackend, randn, sameTrainingWithSwitch, smallRun } from "./gpu.ts";
 import { CpuBackend } from "../../src/backends/cpu/cpu-backend.ts";
 import type { CudaOperand } from "../../src/backends/cuda/cuda-backend.ts";
 import { NonFiniteError } from "../../src/errors.ts";
 import type { OperandSpec } from "../../src/recipes/operand.ts";
-import { buildConfig } from "../../src/train/config.ts";
-import { train } from "../../src/train/train.ts";
 
 const bits = (a: Float32Array) => new Uint32Array(a.buffer, a.byteOffset, a.length);
 const firstDiff = (a: Float32Array, b: Float32Array) => bits(a).findIndex((v, i) => v !== bits(b)[i]);
@@ -71,23 +66,8 @@ test("quantizePair on the GPU = two quantize calls = the CPU oracle, bit for bit
   }
 });
 
-test("nvfp4 training on the GPU: dY pairs from one read give the losses of two quantize calls bit for bit (FP4LM_PAIR_QUANT=0)", (t) => {
+test("nvfp4 training on the GPU: X/Xᵀ and dY/dYᵀ pairs from one read give the losses of two quantize calls bit for bit (FP4LM_PAIR_QUANT=0)", (t) => {
   if (!gpuBackend(t)) return;
-  const dir = mkdtempSync(join(tmpdir(), "fp4lm-gpu-pair-"));
-  const saved = process.env.FP4LM_PAIR_QUANT;
-  try {
-    const base = [`outDir=${dir}`, "log=quiet", "data.tokenizer=byte", "model.dModel=128", "model.nLayers=3", "model.nHeads=2", "model.nKvHeads=1",
-      "model.dFF=256", "model.seqLen=64", "batchSize=4", "steps=8", "evalEvery=4", "evalBatches=2", "recipe=nvfp4", "gradAccum=2", "device=cuda"];
-    delete process.env.FP4LM_PAIR_QUANT;
-    const pair = train(buildConfig([...base, "name=pair"]));
-    process.env.FP4LM_PAIR_QUANT = "0";
-    const twice = train(buildConfig([...base, "name=twice"]));
-    assert.deepEqual(pair.losses, twice.losses, "losses bit for bit");
-    assert.deepEqual(pair.evals, twice.evals, "validation losses bit for bit");
-    console.log(`# nvfp4 pairs = two quantizes bit for bit (${pair.losses.length} losses); tok/s ${Math.round(pair.tokensPerS)} vs ${Math.round(twice.tokensPerS)}`);
-  } finally {
-    if (saved === undefined) delete process.env.FP4LM_PAIR_QUANT;
-    else process.env.FP4LM_PAIR_QUANT = saved;
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const r = sameTrainingWithSwitch("FP4LM_PAIR_QUANT", "0", (dir) => smallRun(dir, "nvfp4", ["gradAccum=2"]), "nvfp4 pairs");
+  console.log(`# nvfp4 pairs = two quantizes bit for bit; tok/s ${Math.round(r.on)} vs ${Math.round(r.off)}`);
 });
