@@ -29,10 +29,13 @@ if [ "${FP4LM_GPU_TESTS:-1}" = 1 ]; then
   step smoke node --import tsx src/backends/cuda/smoke.gpu.ts
   step test-gpu env FP4LM_REQUIRE_GPU=1 node scripts/run-tests.mjs .gpu.test.ts
 fi
-# per-benchmark arguments: FP4LM_ARGS_<name with - as _>, e.g. FP4LM_ARGS_train_gpu="--steps 3 --profile"
+# per-benchmark arguments: FP4LM_ARGS_<name with - as _>, e.g. FP4LM_ARGS_train_gpu="--steps 3 --profile";
+# NAME:TAG runs bench/NAME.bench.ts again with FP4LM_ARGS_<name>_<tag>, e.g. FP4LM_GPU_BENCH="train-gpu train-gpu:hybrid"
+# with FP4LM_ARGS_train_gpu_hybrid="--preset nemotronh-medium --steps 4"
 for b in ${FP4LM_GPU_BENCH:-}; do
-  v="FP4LM_ARGS_${b//-/_}"
-  step "bench-$b" node --import tsx "bench/$b.bench.ts" ${!v:-}
+  name=${b%%:*}
+  v="FP4LM_ARGS_${b//[-:]/_}"
+  step "bench-${b//:/-}" node --import tsx "bench/$name.bench.ts" ${!v:-}
 done
 if [ -n "${FP4LM_TORCH_ARGS+x}" ]; then
   step torch-gpt env PYTHONUNBUFFERED=1 python3 bench/torch_gpt.py $FP4LM_TORCH_ARGS
