@@ -108,22 +108,26 @@ const kernelBytes = (name: string, elems: number, fp8Tc = false): number => {
   if (/^cast_bf16/.test(name)) return (4 + 2) * elems;
   return /quantize/.test(name) ? (4 + 0.5 + 1 / 16 + 2) * elems : 4 * elems;
 };
-/** One operand's quantize, profiled per kernel: the run of median total time of 5 (after a warm-up). */
-function medianQuantize(x: CudaTensor, r: number, c: number, spec: Parameters<typeof be.quantize>[3], tr: boolean): { total: number; kernels: { name: string; count: number; ms: number }[] } {
-  const stream = { seed: 1, gemmId: 2, slot: 0 as const };
-  be.releaseOperand(be.quantize(x, r, c, spec, tr, stream, "x"));
+/** `run` profiled per kernel: the run of median total time of 5 (after a warm-up). */
+function medianProfiled(run: () => void): { total: number; kernels: { name: string; count: number; ms: number }[] } {
+  run();
   be.synchronize();
   be.profileReport();
   const runs: { total: number; kernels: { name: string; count: number; ms: number }[] }[] = [];
   for (let k = 0; k < 5; k++) {
     be.profile(true);
-    be.releaseOperand(be.quantize(x, r, c, spec, tr, stream, "x"));
+    run();
     const kernels = be.profileReport();
     be.profile(false);
     runs.push({ total: kernels.reduce((a, q) => a + q.ms, 0), kernels });
   }
   runs.sort((a, b) => a.total - b.total);
   return runs[2];
+}
+/** One operand's quantize, profiled per kernel (medianProfiled). */
+function medianQuantize(x: CudaTensor, r: number, c: number, spec: Parameters<typeof be.quantize>[3], tr: boolean) {
+  const stream = { seed: 1, gemmId: 2, slot: 0 as const };
+  return medianProfiled(() => be.releaseOperand(be.quantize(x, r, c, spec, tr, stream, "x")));
 }
 const gpt: Record<string, unknown>[] = [];
 const stepMs = { fast: 0, plain: 0 };
@@ -165,19 +169,8 @@ const pairStep = { pair: 0, singles: 0, weightsDgrad: 0 };
 for (const [lin, K, N] of linears) {
   for (const [what, cols, a, b, singles] of [["X", K, rtn, { ...rtn, rht }, ["Fprop X", "Wgrad Xᵀ"]], ["dY", N, sr, { ...sr, rht }, ["Dgrad dY", "Wgrad dYᵀ"]]] as const) {
     const x = new CudaTensor([BT, cols], big.ptr), stream = { seed: 1, gemmId: 2, slot: 0 as const }, stream2 = { seed: 1, gemmId: 3, slot: 0 as const };
-    const once = () => be.quantizePair(x, BT, cols, a, b, stream, stream2, "a", "b")!.forEach((o) => be.releaseOperand(o));
-    once();
-    be.synchronize();
-    be.profileReport();
-    const totals: number[] = [];
-    for (let k = 0; k < 5; k++) {
-      be.profile(true);
-      once();
-      totals.push(be.profileReport().reduce((acc, q) => acc + q.ms, 0));
-      be.profile(false);
-    }
-    totals.sort((p, q) => p - q);
-    const ms = totals[2], two = fastMs(`${lin} ${singles[0]}`) + fastMs(`${lin} ${singles[1]}`);
+    const ms = medianProfiled(() => be.quantizePair(x, BT, cols, a, b, stream, stream2, "a", "b")!.forEach((o) => be.releaseOperand(o))).total;
+    const two = fastMs(`${lin} ${singles[0]}`) + fastMs(`${lin} ${singles[1]}`);
     const gbs = (8 * BT * cols) / (ms / 1000) / 1e9; // x read once, two BF16 operands written
     pairRows.push([`${lin} ${what} + ${what}ᵀ`, `${BT}x${cols}`, ms.toFixed(3), `${gbs.toFixed(0)} (${((100 * gbs) / copyGBs).toFixed(0)}%)`, two.toFixed(3), `${(two / ms).toFixed(2)}x`]);
     pairStep.pair += blocks * ms;

@@ -161,8 +161,7 @@ export class CpuBackend implements Backend<CpuTensor, CpuTokens, CpuOperand> {
     if (residual && residual !== dx && residual.size !== dx.size) throw new RangeError(`rmsnormBackward: the residual has ${residual.size} elements, dx ${dx.size}`);
     const g = residual === dx ? new Float32Array(dx.size) : dx.data;
     rmsnormBackward(g, dw.data, dout.data, x.data, w.data, rstd.data, N, C);
-    // add(dx, residual, g): residual + g, element by element
-    if (residual) for (let i = 0; i < dx.size; i++) dx.data[i] = residual.data[i] + g[i];
+    if (residual) addInto(dx.data, residual.data, g, dx.size); // what add(dx, residual, g) computes
     this.fillBf16(bf16, dx, "rmsnormBackward");
   }
 

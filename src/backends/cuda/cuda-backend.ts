@@ -83,6 +83,16 @@ const i32 = (value: number): KernelArg => ({ kind: "i32", value });
 const u32 = (value: number): KernelArg => ({ kind: "u32", value: value >>> 0 });
 const i64 = (value: number): KernelArg => ({ kind: "u64", value: BigInt(value) });
 const f32 = (value: number): KernelArg => ({ kind: "f32", value });
+/** A quantize kernel's RHT arguments: the size (0: none), then rhtSigns' 128 signs as four int32 masks (bit set = −1). */
+function rhtKernelArgs(spec: OperandSpec, stream: OperandStream): KernelArg[] {
+  const mask = [0, 0, 0, 0];
+  (spec.rht ? rhtSigns(spec.rht, stream) : []).forEach((s, i) => { if (s === -1) mask[i >>> 5] |= 1 << (i & 31); });
+  return [i32(spec.rht?.size ?? 0), ...mask.map((m) => i32(m | 0))];
+}
+/** A quantize kernel's stochastic-rounding arguments: SR on/off, the seed's low and high words, the stream's tensor id. */
+function seedKernelArgs(spec: OperandSpec, stream: OperandStream): KernelArg[] {
+  return [i32(spec.rounding === "sr" ? 1 : 0), u32(stream.seed >>> 0), u32(Math.floor(stream.seed / 2 ** 32) >>> 0), u32(mixIds(stream.gemmId, stream.slot + 1))];
+}
 const grid1 = (n: number, per = 256, cap = 65535): Dim3 => [Math.max(1, Math.min(Math.ceil(n / per), cap)), 1, 1];
 const B256: Dim3 = [256, 1, 1];
 
@@ -425,13 +435,7 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     const n = R * C;
     const shape: [number, number] = [R, C];
     const tiled: Dim3 = [Math.ceil(C / 128), Math.min(Math.ceil(R / 32), 65535), 1];
-    const tensorId = mixIds(stream.gemmId, stream.slot + 1);
-    const seedLo = stream.seed >>> 0, seedHi = Math.floor(stream.seed / 2 ** 32) >>> 0;
-    const signs = spec.rht ? rhtSigns(spec.rht, stream) : [];
-    const mask = [0, 0, 0, 0];
-    signs.forEach((s, i) => { if (s === -1) mask[i >>> 5] |= 1 << (i & 31); });
-    const rhtArgs = [i32(spec.rht?.size ?? 0), ...mask.map((m) => i32(m | 0))];
-    const seedArgs = [i32(spec.rounding === "sr" ? 1 : 0), u32(seedLo), u32(seedHi), u32(tensorId)];
+    const rhtArgs = rhtKernelArgs(spec, stream), seedArgs = seedKernelArgs(spec, stream);
     const out: QuantizedBytes = { operand: { rows: R, cols: C, spec, ptr: 0n, dtype: "bf16" } };
     const bytes = (p: bigint, len: number) => {
       const a = new Uint8Array(len);
@@ -482,7 +486,7 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
           ]);
         } else {
           if (spec.rht) {
-            this.launch("quantize.cu", "rht_amax_f32", tiled, B256, 0, [ptr(x.ptr), i32(rows), i32(cols), i32(transpose ? 1 : 0), i32(spec.rht.size), ...mask.map((m) => i32(m | 0)), ptr(amax), ptr(slot)]);
+            this.launch("quantize.cu", "rht_amax_f32", tiled, B256, 0, [ptr(x.ptr), i32(rows), i32(cols), i32(transpose ? 1 : 0), ...rhtArgs, ptr(amax), ptr(slot)]);
           } else {
             this.launch("quantize.cu", "amax_f32", grid1(n, 256, 4096), B256, 0, [ptr(x.ptr), i64(n), ptr(amax), ptr(slot)]);
           }
@@ -540,17 +544,13 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     const slot = this.checkSlot(rows, cols, nameA);
     const amax = this.scratch(8);
     this.drv.memsetD32(amax, 0, 2);
-    const signs = specB.rht ? rhtSigns(specB.rht, streamB) : [];
-    const mask = [0, 0, 0, 0];
-    signs.forEach((s, i) => { if (s === -1) mask[i >>> 5] |= 1 << (i & 31); });
-    const rhtArgs = [i32(specB.rht?.size ?? 0), ...mask.map((m) => i32(m | 0))];
-    const seed = (spec: OperandSpec, s: OperandStream) => [i32(spec.rounding === "sr" ? 1 : 0), u32(s.seed >>> 0), u32(Math.floor(s.seed / 2 ** 32) >>> 0), u32(mixIds(s.gemmId, s.slot + 1))];
+    const rhtArgs = rhtKernelArgs(specB, streamB);
     const grid: Dim3 = [Math.ceil(rows / 64) * Math.ceil(cols / 64), 1, 1];
     this.launch("quantize-fast.cu", "nvfp4_dual_amax_f32", grid, B256, 0, [ptr(x.ptr), i32(rows), i32(cols), ...rhtArgs, ptr(amax), ptr(amax + 4n), ptr(slot)]);
     this.checked();
     const oa = this.scratch(n * 2), ob = this.scratch(n * 2);
     this.launch("quantize-fast.cu", "nvfp4_dual_quantize_f32", grid, B256, 0, [
-      ptr(x.ptr), i32(rows), i32(cols), ...rhtArgs, ...seed(specA, streamA), ...seed(specB, streamB), ptr(amax), ptr(amax + 4n),
+      ptr(x.ptr), i32(rows), i32(cols), ...rhtArgs, ...seedKernelArgs(specA, streamA), ...seedKernelArgs(specB, streamB), ptr(amax), ptr(amax + 4n),
       ptr(0n), ptr(0n), ptr(oa), ptr(0n), ptr(0n), ptr(ob),
     ]);
     // the two operands share the amax block (8 bytes): the first consumed leaves it to the other
@@ -653,36 +653,25 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     if (a.cols !== b.cols) throw new RangeError(`gemm: operands disagree on K: A is ${a.rows}x${a.cols}, B is ${b.rows}x${b.cols}`);
     if (c.size !== a.rows * b.rows) throw new RangeError(`gemm: C has ${c.size} elements, need ${a.rows}x${b.rows}`);
     checkAddend(c, accumulate, addend);
-    if (addend) {
-      // BF16/FP32 operands (alpha 1): cuBLASLt's epilogue D = 1·acc + 1·C rounds the sum once, as accumulate(c, addend) does;
-      // NVFP4 (alpha ≠ 1, its own rounding of alpha·acc first) and FP8 operands: the GEMM, then the add
-      if (this.opsKernels === "fast" && a.amaxPtr === undefined && b.amaxPtr === undefined && !isFp8Operand(a) && !isFp8Operand(b) && a.dtype === b.dtype) {
-        for (const o of [a, b]) if (o.pending !== undefined) throw new Error(`gemm: the BF16 operand ${o.pending} was never filled (bf16Operand without its op)`);
-        this.timed(`gemm ${a.dtype} ${a.rows}x${b.rows}x${a.cols} +C`, () => gemmRowMajorTN(this.lt, {
-          M: a.rows, N: b.rows, K: a.cols, A: a.ptr, B: b.ptr, C: addend.ptr, D: c.ptr, typeA: a.dtype === "bf16" ? CUDA_R_16BF : CUDA_R_32F, typeD: CUDA_R_32F,
-          alpha: 1, beta: 1, workspace: this.workspace, workspaceBytes: this.workspaceBytes, stream: null,
-          aTransposed: a.transposed ?? false, bTransposed: b.transposed ?? false,
-        }));
-        this.releaseOperand(a);
-        this.releaseOperand(b);
-        return;
-      }
+    for (const o of [a, b]) if (o.pending !== undefined) throw new Error(`gemm: the BF16 operand ${o.pending} was never filled (bf16Operand without its op)`);
+    // an addend: BF16/FP32 operands (alpha 1) take it as cuBLASLt's C (D = 1·acc + 1·C rounds the sum once, as
+    // accumulate(c, addend) does); NVFP4 (alpha·acc rounds first) and FP8 operands: the GEMM, then the add
+    if (addend && (this.opsKernels !== "fast" || a.amaxPtr !== undefined || b.amaxPtr !== undefined || isFp8Operand(a) || isFp8Operand(b))) {
       this.gemm(c, a, b, false);
       this.accumulate(c, addend);
       return;
     }
     // FP8 operands kept for the tensor cores: fp8.ts runs the GEMM there, or dequantizes them and comes back here
-    for (const o of [a, b]) if (o.pending !== undefined) throw new Error(`gemm: the BF16 operand ${o.pending} was never filled (bf16Operand without its op)`);
     if (isFp8Operand(a) || isFp8Operand(b)) return this.fp8.gemm(c.ptr, a, b, accumulate, (a2, b2) => this.gemm(c, a2, b2, accumulate));
     if (a.dtype !== b.dtype) throw new RangeError(`gemm: operand types differ (${a.dtype} × ${b.dtype})`);
     if ((a.amaxPtr === undefined) !== (b.amaxPtr === undefined)) throw new RangeError("gemm: one NVFP4 operand and one of another format");
-    const run = (D: bigint, beta: number) => this.timed(`gemm ${a.dtype} ${a.rows}x${b.rows}x${a.cols}`, () => gemmRowMajorTN(this.lt, {
-      M: a.rows, N: b.rows, K: a.cols, A: a.ptr, B: b.ptr, D, typeA: a.dtype === "bf16" ? CUDA_R_16BF : CUDA_R_32F, typeD: CUDA_R_32F,
+    const run = (D: bigint, beta: number, C?: bigint) => this.timed(`gemm ${a.dtype} ${a.rows}x${b.rows}x${a.cols}${C === undefined ? "" : " +C"}`, () => gemmRowMajorTN(this.lt, {
+      M: a.rows, N: b.rows, K: a.cols, A: a.ptr, B: b.ptr, C, D, typeA: a.dtype === "bf16" ? CUDA_R_16BF : CUDA_R_32F, typeD: CUDA_R_32F,
       alpha: 1, beta, workspace: this.workspace, workspaceBytes: this.workspaceBytes, stream: null,
       aTransposed: a.transposed ?? false, bTransposed: b.transposed ?? false,
     }));
     if (a.amaxPtr === undefined || b.amaxPtr === undefined) {
-      run(c.ptr, accumulate ? 1 : 0);
+      run(c.ptr, accumulate || addend ? 1 : 0, addend?.ptr);
     } else if (this.quantKernels === "fast") {
       // alpha computed on the device into gemmScalars[0]; cuBLASLt reads it (and beta 0 or 1 beside it) when the GEMM runs
       this.launch("gemm-epilogue.cu", "nvfp4_alpha_store", [1, 1, 1], [32, 1, 1], 0, [ptr(this.gemmScalars), ptr(a.amaxPtr), ptr(b.amaxPtr), f32(INV_ALPHA)]);
@@ -1240,10 +1229,7 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
   quantStats(x: CudaTensor, rows: number, cols: number, transpose: boolean, stream: OperandStream, op: CudaOperand): QuantStats {
     const spec = op.spec, R = op.rows, C = op.cols, n = R * C, T = transpose ? 1 : 0;
     const tiled: Dim3 = [Math.ceil(C / 128), Math.min(Math.ceil(R / 32), 65535), 1];
-    const mask = [0, 0, 0, 0];
-    (spec.rht ? rhtSigns(spec.rht, stream) : []).forEach((s, i) => { if (s === -1) mask[i >>> 5] |= 1 << (i & 31); });
-    const rhtArgs = [i32(spec.rht?.size ?? 0), ...mask.map((m) => i32(m | 0))];
-    const seedArgs = [i32(spec.rounding === "sr" ? 1 : 0), u32(stream.seed >>> 0), u32(Math.floor(stream.seed / 2 ** 32) >>> 0), u32(mixIds(stream.gemmId, stream.slot + 1))];
+    const rhtArgs = rhtKernelArgs(spec, stream), seedArgs = seedKernelArgs(spec, stream);
     const temp: bigint[] = [];
     let codes = 0n, kind = 0;
     if (spec.format === "nvfp4" || spec.format === "mxfp4") {
