@@ -17,6 +17,9 @@ const MODEL: ModelConfig = { vocabSize: 40, dModel: 32, nLayers: 4, nHeads: 2, n
 function run(pairs: boolean, telemetryStep = false) {
   const be = new CpuBackend({ threads: 1 });
   const made: string[] = [];
+  let quantizes = 0;
+  const q = be.quantize.bind(be);
+  be.quantize = (...a) => (quantizes++, q(...a));
   if (!pairs) (be as { quantizePair?: unknown }).quantizePair = undefined;
   else {
     const p = be.quantizePair.bind(be);
@@ -27,7 +30,8 @@ function run(pairs: boolean, telemetryStep = false) {
     };
   }
   try {
-    return { ...twoStepsAndEval(be, MODEL, "nvfp4", (ctx) => { if (telemetryStep) ctx.telemetry = new TelemetryRecorder(1); }), made };
+    const r = twoStepsAndEval(be, MODEL, "nvfp4", (ctx) => { if (telemetryStep) ctx.telemetry = new TelemetryRecorder(1); });
+    return { ...r, made, quantizes };
   } finally {
     be.close();
   }
@@ -46,6 +50,8 @@ test("pairable: NVFP4 1x16 both, no RHT on x's, RHT ≤ 16 on xᵀ's", () => {
 test("nvfp4 GPT: X/Xᵀ and dY/dYᵀ of every NVFP4 linear come as pairs, with the losses and gradients of quantizing each apart bit for bit", () => {
   const apart = run(false), paired = run(true);
   assert.deepEqual(paired.losses, apart.losses);
+  // each operand quantized once either way: the forward's Xᵀ is the one Wgrad takes, not quantized again
+  assert.equal(paired.quantizes, apart.quantizes);
   paired.grads.forEach((g, i) => assert.deepEqual(g, apart.grads[i], `parameter ${i}`));
   // 4 blocks, the last BF16: 3 × 4 NVFP4 linears, each an X pair (forward) and a dY pair (backward) per micro-step; the eval forward none
   assert.equal(paired.made.length, 2 * 3 * 4 * 2);

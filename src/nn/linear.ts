@@ -21,7 +21,7 @@
  */
 import type { Operand, Tensor } from "../backends/backend.ts";
 import type { LayerSite } from "../recipes/recipe.ts";
-import { sameValuesTransposed, type GemmPlan, type OperandSpec } from "../recipes/operand.ts";
+import { describeOperand, sameValuesTransposed, type GemmPlan, type OperandSpec } from "../recipes/operand.ts";
 import type { RunContext } from "./context.ts";
 import { createParam, type Param } from "./param.ts";
 
@@ -40,10 +40,9 @@ export class Linear {
   private n = 0;
   /**
    * from the forward, for the backward: Xᵀ for Wgrad (shared from Fprop's operand, or made with it
-   * by quantizePair: then exactly for the Wgrad spec in savedXtSpec) and Wᵀ for Dgrad (shareable specs only)
+   * by quantizePair: then for the Wgrad spec itself, with Wgrad's stream) and Wᵀ for Dgrad (shareable specs only)
    */
   private savedXt: Operand | null = null;
-  private savedXtSpec: string | null = null;
   private savedWt: Operand | null = null;
   /** operands a producing op filled for the next forward's X and backward's dY (bf16Input, bf16Grad), with their tensor */
   private givenX: { t: Tensor; op: Operand } | null = null;
@@ -141,9 +140,12 @@ export class Linear {
     return t;
   }
 
-  /** a saved operand if its spec is still the one the plan wants now, else null (and it is freed); `exact`: made for that spec */
-  private take(op: Operand | null, want: OperandSpec, exact: string | null = null): Operand | null {
-    if (op && (exact !== null ? exact === JSON.stringify(want) : shareable(op.spec, want))) return op;
+  /**
+   * a saved operand if it is still what the plan wants now — the same values (shareable) or made for
+   * that very spec (a quantizePair's Xᵀ) — else null (and it is freed)
+   */
+  private take(op: Operand | null, want: OperandSpec): Operand | null {
+    if (op && (shareable(op.spec, want) || describeOperand(op.spec) === describeOperand(want))) return op;
     if (op) this.ctx.be.releaseOperand(op);
     return null;
   }
@@ -170,8 +172,7 @@ export class Linear {
       : null;
     if (pair) gx = pair[0];
     [this.savedXt, this.savedWt] = this.run("fprop", plan.fprop, y, [x, N, this.inF, false], [this.weight.data, this.outF, this.inF, false], false, [gx], keep, residual);
-    this.savedXtSpec = null;
-    if (pair) [this.savedXt, this.savedXtSpec] = [pair[1], JSON.stringify(plan.wgrad.b)];
+    if (pair) this.savedXt = pair[1];
   }
 
   /** dx (N, in) = dy · W (skipped when dx is null); W.grad += dyᵀ · x. */
@@ -179,7 +180,7 @@ export class Linear {
     if (!this.x) throw new Error(`${this.name}: backward before forward`);
     const N = this.n;
     const plan = this.ctx.plan(this.site);
-    const wt = this.take(this.savedWt, plan.dgrad.b), xt = this.take(this.savedXt, plan.wgrad.b, this.savedXtSpec);
+    const wt = this.take(this.savedWt, plan.dgrad.b), xt = this.take(this.savedXt, plan.wgrad.b);
     this.savedWt = this.savedXt = null;
     let gdy = this.takeGiven(this.givenDy, dy, plan.dgrad.a);
     this.givenDy = null;
