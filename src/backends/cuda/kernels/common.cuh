@@ -174,6 +174,18 @@ FP4Q_HD u32 abs_bits_nonan(float x) {
   return a > F32_INF ? 0u : a;
 }
 
+/** Max of |v[0..N)| ignoring NaN, as bits (abs_bits_nonan): a block's amax in every quantize kernel. */
+template <int N>
+FP4Q_HD u32 abs_max_bits(const float* v) {
+  u32 m = 0;
+#pragma unroll
+  for (int i = 0; i < N; i++) {
+    const u32 a = abs_bits_nonan(v[i]);
+    m = a > m ? a : m;
+  }
+  return m;
+}
+
 // ---------------------------------------------------------------- E2M1
 
 /**

@@ -69,17 +69,6 @@ __device__ __forceinline__ void rht_block16(float v[16], int n, u32 s0, u32 s1, 
   for (int i = 0; i < 16; i++) v[i] = bf16_to_f32(rht_output_bf16(d[i], n));
 }
 
-/** Max of |v| ignoring NaN, as bits (quantize.cu segment_amax_bits). */
-__device__ __forceinline__ u32 amax16_bits(const float v[16]) {
-  u32 m = 0;
-#pragma unroll
-  for (int i = 0; i < 16; i++) {
-    const u32 a = abs_bits_nonan(v[i]);
-    m = a > m ? a : m;
-  }
-  return m;
-}
-
 /**
  * Quantize one 16-element block whose first element has flat index e0 (e0 % 16 == 0) in the
  * quantized orientation, with block amax `bam` (bits), and write its 8 code bytes, its scale byte
@@ -192,7 +181,7 @@ extern "C" __global__ void __launch_bounds__(QF_ROW_THREADS) nvfp4_rht_amax_rows
   }
   if (size == 16) rht_block16(v, 16, (u32)s0, (u32)s1, (u32)s2, (u32)s3);
   else rht_block16(v, size, (u32)s0, (u32)s1, (u32)s2, (u32)s3);
-  u32 m = amax16_bits(v);  // zero padding transforms to zeros
+  u32 m = abs_max_bits<16>(v);  // zero padding transforms to zeros
   m = block_max_bits(m, scratch);
   if (threadIdx.x == 0) atomic_max_nonneg_bits(amax_bits, m);
 }
@@ -221,7 +210,7 @@ extern "C" __global__ void __launch_bounds__(QF_COL_THREADS) nvfp4_rht_amax_cols
   }
   if (size == 16) rht_block16(v, 16, (u32)s0, (u32)s1, (u32)s2, (u32)s3);
   else rht_block16(v, size, (u32)s0, (u32)s1, (u32)s2, (u32)s3);
-  u32 m = amax16_bits(v);
+  u32 m = abs_max_bits<16>(v);
   m = block_max_bits(m, scratch);
   if (threadIdx.x == 0) atomic_max_nonneg_bits(amax_bits, m);
 }
@@ -247,7 +236,7 @@ __device__ __forceinline__ void nvfp4_rows_body(const float* __restrict__ x, int
   load_row16(x + (valid ? e0 : 0), valid, v);
   if (rht_size == 16) rht_block16(v, 16, s0, s1, s2, s3);
   else if (rht_size > 0) rht_block16(v, rht_size, s0, s1, s2, s3);
-  u32 bam = amax16_bits(v);
+  u32 bam = abs_max_bits<16>(v);
   if (tile2d) {  // the 16x16 tile = this block's column of blocks over the CTA's 16 rows (R % 16 == 0)
     tam[lr][seg] = bam;
     __syncthreads();
@@ -290,7 +279,7 @@ __device__ __forceinline__ void nvfp4_cols_body(const float* __restrict__ x, int
   load_col16(x + (valid ? (long long)r0 * cols + c : 0), cols, valid, v);
   if (rht_size == 16) rht_block16(v, 16, s0, s1, s2, s3);
   else if (rht_size > 0) rht_block16(v, rht_size, s0, s1, s2, s3);
-  u32 bam = amax16_bits(v);
+  u32 bam = abs_max_bits<16>(v);
   if (tile2d) {  // the 16x16 tile: quantized rows c & ~15 .. +15 = lanes 16k .. 16k+15 (cols % 16 == 0), same r0
 #pragma unroll
     for (int o = 1; o < 16; o <<= 1) { const u32 t = __shfl_xor_sync(0xffffffffu, bam, o); bam = t > bam ? t : bam; }
@@ -352,14 +341,14 @@ extern "C" __global__ void __launch_bounds__(QF_COL_THREADS) nvfp4_dual_amax_f32
 #pragma unroll
     for (int i = 0; i < 16; i++) note_nonfinite(bad, e0 + i, v[i]);
   }
-  u32 mr = amax16_bits(v);
+  u32 mr = abs_max_bits<16>(v);
   int r0, cc;
   col_thread(rows, cols, r0, cc);
   const bool cvalid = r0 < rows && cc < cols;
   load_col16(x + (cvalid ? (long long)r0 * cols + cc : 0), cols, cvalid, v);  // the tile again: L1/L2, not HBM
   if (size == 16) rht_block16(v, 16, (u32)s0, (u32)s1, (u32)s2, (u32)s3);
   else if (size > 0) rht_block16(v, size, (u32)s0, (u32)s1, (u32)s2, (u32)s3);
-  u32 mc = amax16_bits(v);
+  u32 mc = abs_max_bits<16>(v);
   mr = block_max_bits(mr, scratch);
   if (threadIdx.x == 0) atomic_max_nonneg_bits(amax_rows, mr);
   mc = block_max_bits(mc, scratch);
@@ -377,7 +366,7 @@ __device__ __forceinline__ void nvfp4_dual_body(const float* __restrict__ x, int
   if (r < rows && c < cols) {
     const long long e0 = (long long)r * cols + c;
     load_row16(x + e0, true, v);
-    emit_block<SRR>(v, amax16_bits(v), nvfp4_tensor_scales(__uint_as_float(*amax_rows)), rlo, rhi, rid, e0, packed_r, scales_r, nullptr, op_r);
+    emit_block<SRR>(v, abs_max_bits<16>(v), nvfp4_tensor_scales(__uint_as_float(*amax_rows)), rlo, rhi, rid, e0, packed_r, scales_r, nullptr, op_r);
   }
   int r0, cc;
   col_thread(rows, cols, r0, cc);
@@ -385,7 +374,7 @@ __device__ __forceinline__ void nvfp4_dual_body(const float* __restrict__ x, int
     load_col16(x + (long long)r0 * cols + cc, cols, true, v);
     if (rht_size == 16) rht_block16(v, 16, s0, s1, s2, s3);
     else if (rht_size > 0) rht_block16(v, rht_size, s0, s1, s2, s3);
-    emit_block<SRC>(v, amax16_bits(v), nvfp4_tensor_scales(__uint_as_float(*amax_cols)), clo, chi, cid, (long long)cc * rows + r0, packed_c, scales_c, nullptr, op_c);
+    emit_block<SRC>(v, abs_max_bits<16>(v), nvfp4_tensor_scales(__uint_as_float(*amax_cols)), clo, chi, cid, (long long)cc * rows + r0, packed_c, scales_c, nullptr, op_c);
   }
 }
 

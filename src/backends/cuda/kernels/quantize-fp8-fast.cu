@@ -65,18 +65,6 @@ __device__ __forceinline__ void f8_load_row16(const float* __restrict__ p, bool 
   }
 }
 
-/** Max of |v[0..n)| ignoring NaN, as bits (quantize.cu segment_amax_bits). */
-template <int N>
-__device__ __forceinline__ u32 f8_amax_bits(const float* v) {
-  u32 m = 0;
-#pragma unroll
-  for (int i = 0; i < N; i++) {
-    const u32 a = abs_bits_nonan(v[i]);
-    m = a > m ? a : m;
-  }
-  return m;
-}
-
 /**
  * Encode 16 values whose first element has flat index e0 (e0 % 16 == 0) in the quantized
  * orientation: one 16-byte store of FP8 bytes, two 16-byte stores of the BF16 operand. The
@@ -146,7 +134,7 @@ __device__ __forceinline__ void fp8_rows_1x128(const float* __restrict__ x, int 
 #pragma unroll
     for (int i = 0; i < 16; i++) note_nonfinite(bad, e0 + i, v[i]);
   }
-  u32 m = f8_amax_bits<16>(v);
+  u32 m = abs_max_bits<16>(v);
 #pragma unroll
   for (int o = 1; o < 8; o <<= 1) { const u32 t = __shfl_xor_sync(0xffffffffu, m, o); m = t > m ? t : m; }
   if (!rowOk) return;
@@ -183,7 +171,7 @@ __device__ __forceinline__ void fp8_rows_128x128(const float* __restrict__ x, in
 #pragma unroll
       for (int i = 0; i < 16; i++) note_nonfinite(bad, e0 + i, v[k][i]);
     }
-    const u32 a = f8_amax_bits<16>(v[k]);
+    const u32 a = abs_max_bits<16>(v[k]);
     m = a > m ? a : m;
   }
   m = block_max_bits(m, scratch);
@@ -271,7 +259,7 @@ __device__ __forceinline__ void fp8_cols(const float* __restrict__ x, int rows, 
         v[h][16 * s + i] = q;
       }
     }
-    m[h] = f8_amax_bits<32>(v[h]);
+    m[h] = abs_max_bits<32>(v[h]);
   }
   u32 bam;
   if (NH == 1) {

@@ -93,17 +93,6 @@ __device__ __forceinline__ void segment_values(float (*tile)[QZ_LD], int lrow, i
   for (int i = 0; i < 16; i++) v[i] = bf16_to_f32(rht_output_bf16(d[i], n));
 }
 
-/** Max of |v| ignoring NaN, as bits. */
-__device__ __forceinline__ u32 segment_amax_bits(const float v[16]) {
-  u32 m = 0;
-#pragma unroll
-  for (int i = 0; i < 16; i++) {
-    const u32 a = abs_bits_nonan(v[i]);
-    m = a > m ? a : m;
-  }
-  return m;
-}
-
 /** 8 packed bytes (16 nibbles, element 2k low) at byte offset off of packed. */
 __device__ __forceinline__ void store_packed16(unsigned char* packed, long long off, u32 lo, u32 hi) {
   unsigned char* p = packed + off;
@@ -222,7 +211,7 @@ __device__ __forceinline__ void rht_amax_impl(const typename L::T* x, int rows, 
     __syncthreads();
     float v[16];
     segment_values(tile, lrow, lseg, size, s0, s1, s2, s3, v);  // zero padding transforms to zeros
-    const u32 a = segment_amax_bits(v);
+    const u32 a = abs_max_bits<16>(v);
     m = a > m ? a : m;
   }
   m = block_max_bits(m, scratch);
@@ -273,7 +262,7 @@ __device__ __forceinline__ void nvfp4_quantize_impl(const typename L::T* x, int 
     __syncthreads();
     float v[16];
     segment_values(tile, lrow, lseg, rht_size, s0, s1, s2, s3, v);
-    u32 bam = segment_amax_bits(v);
+    u32 bam = abs_max_bits<16>(v);
     if (tile2d) {  // amax over the 16x16 tile: the same segment column in 16 rows
       tamax[lrow][lseg] = bam;
       __syncthreads();
@@ -350,7 +339,7 @@ __device__ __forceinline__ void mxfp4_quantize_impl(const typename L::T* x, int 
     float v[16];
     segment_values(tile, lrow, lseg, rht_size, s0, s1, s2, s3, v);
     // the 32-block is this segment and its neighbour lane ^ 1
-    u32 bam = segment_amax_bits(v);
+    u32 bam = abs_max_bits<16>(v);
     int nan = 0;
 #pragma unroll
     for (int i = 0; i < 16; i++) nan |= is_nan_f32(v[i]) ? 1 : 0;
@@ -427,7 +416,7 @@ __device__ __forceinline__ void fp8_block_amax_impl(const typename L::T* x, int 
     __syncthreads();
     float v[16];
     segment_values(tile, lrow, lseg, 0, 0u, 0u, 0u, 0u, v);  // zero padding outside the matrix
-    u32 m = segment_amax_bits(v);
+    u32 m = abs_max_bits<16>(v);
     if (scaling == 1) {  // one block per tile row: reduce over its 8 lanes
 #pragma unroll
       for (int o = 1; o < 8; o <<= 1) { const u32 w = __shfl_xor_sync(0xffffffffu, m, o); m = w > m ? w : m; }
