@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { importHf } from "../src/interop/hf-import.ts";
-import { loadModel } from "../src/train/load-model.ts";
+import { checkpointLogits } from "../src/interop/check-weights.ts";
 
 const TOLERANCE = 1e-4;
 
@@ -32,15 +32,7 @@ function main(argv: string[]): number {
   try {
     const ckpt = join(tmp, "imported.safetensors");
     const { params } = importHf(dir, ckpt, { recipe: "fp32" });
-    const lm = loadModel(ckpt, { B, T, recipe: "fp32" });
-    let ours: Float32Array;
-    try {
-      const x = lm.be.tokens(ids, [B, T]);
-      lm.model.step(x, x, false);
-      ours = lm.model.lastLogits();
-    } finally {
-      lm.be.close();
-    }
+    const ours = checkpointLogits(ckpt, ids, B, T);
     let maxDiff = 0, maxAbs = 0;
     for (let i = 0; i < hf.length; i++) {
       maxDiff = Math.max(maxDiff, Math.abs(hf[i] - ours[i]));

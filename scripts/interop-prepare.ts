@@ -22,11 +22,10 @@ import { trainBpe } from "../src/data/bpe-train.ts";
 import { loadBundledCorpus } from "../src/data/corpus.ts";
 import { bpeTokenizer, byteTokenizer, gpt2Tokenizer, type Tokenizer } from "../src/data/tokenizer.ts";
 import { exportHf } from "../src/interop/hf-export.ts";
-import { checkWeights, saveCheckWeights } from "../src/interop/check-weights.ts";
+import { checkpointLogits, checkWeights, saveCheckWeights } from "../src/interop/check-weights.ts";
 import { hfArchitecture } from "../src/interop/hf-config.ts";
 import { hfTokenizerFiles } from "../src/interop/hf-tokenizer.ts";
 import { buildConfig } from "../src/train/config.ts";
-import { loadModel } from "../src/train/load-model.ts";
 
 /**
  * max |HF logits − ours| allowed, for all three models: fp32 GEMM order, RoPE angles (fp64 here,
@@ -58,16 +57,7 @@ function writeTokenizerCheck(dir: string, tok: Tokenizer): void {
 }
 
 /** Our CPU logits (B, T, V) for a checkpoint, fp32 recipe. */
-function logitsOf(ckpt: string, ids: Int32Array): Float32Array {
-  const lm = loadModel(ckpt, { B, T, recipe: "fp32" });
-  try {
-    const x = lm.be.tokens(ids, [B, T]);
-    lm.model.step(x, x, false);
-    return lm.model.lastLogits();
-  } finally {
-    lm.be.close();
-  }
-}
+const logitsOf = (ckpt: string, ids: Int32Array) => checkpointLogits(ckpt, ids, B, T);
 
 /** One model folder: checkpoint → F32 HF export → our logits on a fixed batch. */
 function prepareModel(outDir: string, modelArgs: string[], tok: Tokenizer, overwrite: boolean): string {

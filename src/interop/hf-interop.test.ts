@@ -19,11 +19,11 @@ import { roundBf16InPlace } from "../formats/bf16.ts";
 import { readSafetensors, tensorToFloat32, writeSafetensors, type TensorEntry } from "../io/safetensors.ts";
 import type { ModelConfig } from "../nn/model-config.ts";
 import { buildConfig, type TrainConfig } from "../train/config.ts";
-import { loadModel } from "../train/load-model.ts";
-import { checkWeights, saveCheckWeights } from "./check-weights.ts";
+import { checkpointLogits, checkWeights, saveCheckWeights } from "./check-weights.ts";
 import { fromHfConfig, toHfConfig } from "./hf-config.ts";
 import { exportHf } from "./hf-export.ts";
 import { importHf } from "./hf-import.ts";
+import { importBitIdentical } from "../../test/interop-import.ts";
 
 function tinyConfig(extra: string[] = []): TrainConfig {
   return buildConfig([
@@ -45,16 +45,7 @@ function makeCheckpoint(dir: string, seed = 5, extra: string[] = []): { path: st
 }
 
 /** Our CPU model's logits (B·T, V) for a checkpoint, fp32 recipe. */
-function ourLogits(path: string, ids: Int32Array, B: number, T: number): Float32Array {
-  const lm = loadModel(path, { B, T, recipe: "fp32", threads: 1 });
-  try {
-    const x = lm.be.tokens(ids, [B, T]);
-    lm.model.step(x, x, false);
-    return lm.model.lastLogits();
-  } finally {
-    lm.be.close();
-  }
-}
+const ourLogits = (path: string, ids: Int32Array, B: number, T: number) => checkpointLogits(path, ids, B, T, 1);
 
 /**
  * transformers' ArceeForCausalLM forward, transcribed in float64 on HF-named tensors: RMSNorm
@@ -160,14 +151,7 @@ test("export f32 → import: every parameter bit-identical; the checkpoint is a 
   assert.deepEqual(files.map((f) => f.slice(hf.length + 1)).sort(), EXPORTED_FILES);
   assert.deepEqual(noTemps(dir), []);
   const out = join(dir, "imported.safetensors");
-  const r = importHf(hf, out);
-  assert.equal(r.params, params.reduce((s, p) => s + p.data.length, 0));
-  const c = loadCheckpoint(out);
-  assert.deepEqual(c.params.map((p) => p.name), params.map((p) => p.name));
-  c.params.forEach((p, i) => {
-    assert.deepEqual(p.shape, params[i].shape, p.name);
-    assert.deepEqual(bits(p.data), bits(params[i].data), `${p.name} is not bit-identical`);
-  });
+  const c = importBitIdentical(hf, out, params);
   for (const t of [...c.m, ...c.v]) assert.ok(t.data.every((x) => x === 0), `${t.name}: moments must be zero`);
   assert.equal(c.state.step, 0);
   assert.equal(c.state.optimizerT, 0);

@@ -18,11 +18,11 @@ import { readSafetensors, tensorToFloat32, writeSafetensors, type TensorEntry } 
 import { mambaDims } from "../nn/hybrid-config.ts";
 import type { ModelConfig } from "../nn/model-config.ts";
 import { buildConfig, type TrainConfig } from "../train/config.ts";
-import { loadModel } from "../train/load-model.ts";
-import { checkWeights, saveCheckWeights } from "./check-weights.ts";
+import { checkpointLogits, checkWeights, saveCheckWeights } from "./check-weights.ts";
 import { fromHfConfig, toHfConfig } from "./hf-config.ts";
 import { exportHf } from "./hf-export.ts";
 import { importHf } from "./hf-import.ts";
+import { importBitIdentical } from "../../test/interop-import.ts";
 import { exportNvfp4 } from "./nvfp4-export.ts";
 
 /** nemotronh-small (13 blocks M-M-M*-M-M-M-, d 64, Mamba-2 2 groups × state 16, 16 heads of 8) at T 16 */
@@ -53,16 +53,9 @@ const f32 = (t: TensorEntry) => tensorToFloat32(t, "test");
 
 /** Our CPU model's logits (B·T, V), fp32 recipe. */
 function ourLogits(path: string, B: number, T: number): Float32Array {
-  const lm = loadModel(path, { B, T, recipe: "fp32", threads: 1 });
-  try {
-    let s = 77;
-    const ids = Int32Array.from({ length: B * T }, () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) >>> 8) % 257);
-    const x = lm.be.tokens(ids, [B, T]);
-    lm.model.step(x, x, false);
-    return lm.model.lastLogits();
-  } finally {
-    lm.be.close();
-  }
+  let s = 77;
+  const ids = Int32Array.from({ length: B * T }, () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) >>> 8) % 257);
+  return checkpointLogits(path, ids, B, T, 1);
 }
 
 /** The HF tensors of a hybrid, as transformers' NemotronHForCausalLM names them (released-checkpoint `backbone.` spelling). */
@@ -119,14 +112,7 @@ test("nemotron_h: export f32 → import gives every parameter bit-identical and 
   assert.deepEqual(fromHfConfig(cfg, "config.json"), model);
 
   const out = join(dir, "imported.safetensors");
-  const r = importHf(hf, out);
-  assert.equal(r.params, params.reduce((s, p) => s + p.data.length, 0));
-  const c = loadCheckpoint(out);
-  assert.deepEqual(c.params.map((p) => p.name), params.map((p) => p.name));
-  c.params.forEach((p, i) => {
-    assert.deepEqual(p.shape, params[i].shape, p.name);
-    assert.deepEqual(bits(p.data), bits(params[i].data), `${p.name} is not bit-identical`);
-  });
+  const c = importBitIdentical(hf, out, params);
   const ic = c.state.config as TrainConfig;
   assert.deepEqual({ ...ic.model, preset: "x" }, { ...config.model, preset: "x" });
   assert.equal(ic.model.preset, "imported");
