@@ -75,6 +75,9 @@ for (const recipe of (values.recipes ?? "bf16,nvfp4,fp8,fp8-emulated").split(","
       const total = profile.reduce((a, p) => a + p.ms, 0);
       console.error(`  ${recipe} profile: ${total.toFixed(1)} ms of kernels in one step (${ms.toFixed(1)} ms wall per step unprofiled)`);
       for (const p of profile.slice(0, 25)) console.error(`    ${p.ms.toFixed(2).padStart(8)} ms ${(100 * p.ms / total).toFixed(1).padStart(5)}%  ${String(p.count).padStart(5)}×  ${p.name}`);
+      const idle = be.profileIdle(), idleMs = idle.reduce((a, p) => a + p.ms, 0);
+      console.error(`  ${recipe} idle between ops (the GPU waiting for the host; events add host work, so an upper bound): ${idleMs.toFixed(2)} ms, most before:`);
+      for (const p of idle.slice(0, 8)) console.error(`    ${p.ms.toFixed(2).padStart(8)} ms  ${String(p.count).padStart(5)}×  ${p.name}`);
     }
     const tokS = (B * T * 1000) / ms;
     const N = parameterCount(cfg) - cfg.vocabSize * cfg.dModel; // nanoGPT: no embedding table

@@ -156,6 +156,12 @@ export interface Backend<T extends Tensor = Tensor, K extends Tokens = Tokens, O
   embeddingBackward(dtable: T, dout: T, tokens: K, V: number, C: number): void;
   /** mean loss; per-row losses written; dlogits = (softmax − onehot)·scale unless null (`bf16`, of dlogits, needs dlogits) */
   crossEntropy(losses: T, dlogits: T | null, logits: T, targets: K, V: number, scale: number, bf16?: O | null): number;
+  /**
+   * crossEntropy queued (optional: a device backend): the returned function reads the mean loss,
+   * waiting for the device, and raises the queued non-finite checks, so the caller can queue the
+   * backward pass first and the step has no synchronisation in its middle. Bad targets throw at once.
+   */
+  crossEntropyQueued?(losses: T, dlogits: T | null, logits: T, targets: K, V: number, scale: number, bf16?: O | null): () => number;
   /** out = a + b (may alias) */
   add(out: T, a: T, b: T, bf16?: O | null): void;
   /** dst += src */

@@ -84,8 +84,10 @@ export abstract class LanguageModel<Blk extends ModelBlock> {
     this.blocks.forEach((b, i) => b.forward(this.acts[i + 1], this.acts[i]));
     this.normF.forward(this.xF, this.acts[L], this.head.bf16Input(this.xF, BT, true));
     this.head.forward(this.logits, this.xF, BT);
-    const loss = be.crossEntropy(this.losses, backward ? this.dlogits : null, this.logits, targets, V, lossScale / BT, backward ? this.head.bf16Grad(this.dlogits, true) : null);
-    if (!backward) return loss;
+    const ceArgs = [this.losses, backward ? this.dlogits : null, this.logits, targets, V, lossScale / BT, backward ? this.head.bf16Grad(this.dlogits, true) : null] as const;
+    // a device backend reads the loss after the backward pass is queued: no wait in the middle of the step
+    const loss = be.crossEntropyQueued ? be.crossEntropyQueued(...ceArgs) : ((l: number) => () => l)(be.crossEntropy(...ceArgs));
+    if (!backward) return loss();
     this.head.backward(this.dxF, this.dlogits);
     gradsReady?.([this.head.weight]);
     let [d, dNext] = this.dgrads;
@@ -98,7 +100,7 @@ export abstract class LanguageModel<Blk extends ModelBlock> {
     }
     be.embeddingBackward(this.embed.grad, d, this.tokens, V, C);
     gradsReady?.([this.embed]);
-    return loss;
+    return loss();
   }
 
   /** The logits of the last forward pass, (B·T, V), as a host array. */

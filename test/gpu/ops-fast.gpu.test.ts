@@ -175,6 +175,42 @@ test("cross-entropy: one read per row through shared memory, within the oracle's
   });
 });
 
+test("cross-entropy: the persistent grid (each block takes every G-th row, the next row's copy queued in the dlogits pass) = one block per row, bit for bit; a bad target throws before any work", (t) => {
+  const fast = gpuBackend(t);
+  if (!fast) return;
+  const rows = new CudaBackend({ cePersistent: false });
+  try {
+    // N above the resident grid (132 SMs × 1 block at V 50304, × 2 at V 300) so blocks take several rows; a bf16 operand of dlogits too
+    for (const [N, V] of [[400, 50304], [3001, 300]]) {
+      const logits = randn(N * V, 2500 + V, 3), ids = Int32Array.from({ length: N }, (_, i) => (i * 7919 + 11) % V);
+      const run = (be: CudaBackend) => {
+        const lg = be.fromArray(logits, [N, V]), losses = be.alloc([N]), dl = be.alloc([N, V]);
+        const reader = be.crossEntropyQueued(losses, dl, lg, be.tokens(ids, [N]), V, 1 / N);
+        const mean = reader();
+        assert.equal(reader(), mean, "a queued loss read twice is the same value");
+        const l2 = be.alloc([N]), meanOnly = be.crossEntropy(l2, null, lg, be.tokens(ids, [N]), V, 1 / N);
+        const out = [losses, dl, l2].map((o) => be.toArray(o));
+        return { mean, meanOnly, out };
+      };
+      const a = run(fast), b = run(rows);
+      assert.equal(a.mean, b.mean, `CE ${N}x${V}: mean`);
+      assert.equal(a.meanOnly, a.mean, `CE ${N}x${V}: loss only gives the same mean`);
+      ["losses", "dlogits", "losses (no dlogits)"].forEach((what, i) => bitsEqual(`CE ${N}x${V} ${what}: persistent vs one block per row`, a.out[i], b.out[i]));
+      // every row was written (a row skipped by the grid would keep alloc's zeros: losses are > 0 here)
+      assert.ok(a.out[0].every((x) => x > 0), `CE ${N}x${V}: every row's loss written`);
+    }
+    // a bad target at a row a persistent block reaches late: the error names it before anything is queued
+    const N = 400, V = 50304, ids = Int32Array.from({ length: N }, (_, i) => i % V);
+    ids[333] = V + 5;
+    const losses = fast.alloc([N]);
+    assert.throws(() => fast.crossEntropyQueued(losses, fast.alloc([N, V]), fast.alloc([N, V]), fast.tokens(ids, [N]), V, 1 / N), /token id 50309 at position 333 is outside the vocabulary/);
+    assert.throws(() => fast.embeddingForward(fast.alloc([N, 8]), fast.tokens(ids, [N]), fast.alloc([V, 8]), V, 8), /embeddingForward: token id 50309 at position 333/);
+    assert.ok(fast.toArray(losses).every((x) => x === 0), "nothing was written for the bad batch");
+  } finally {
+    rows.close();
+  }
+});
+
 test("attention v4 (BF16 copies, cp.async, ldmatrix) = v3 (attention-mma.cu) and the CPU oracle on the same BF16 inputs", (t) => {
   withBackends(t, (fast, plain, cpu) => {
     const HS = 64;

@@ -36,8 +36,28 @@ export class CudaTensor implements Tensor {
 
 export class CudaTokens implements Tokens {
   readonly size: number;
-  constructor(readonly shape: readonly number[], readonly ptr: bigint) {
+  /** the smallest and largest id: the vocabulary checks run on the host, with no synchronisation */
+  readonly min: number;
+  readonly max: number;
+  /** ids: the host copy the device buffer was written from (the first bad position is found there) */
+  constructor(readonly shape: readonly number[], readonly ptr: bigint, private readonly ids: Int32Array) {
     this.size = shape.reduce((a, b) => a * b, 1);
+    let min = 0, max = -1;
+    if (ids.length) min = max = ids[0];
+    for (let i = 1; i < ids.length; i++) {
+      const v = ids[i];
+      if (v < min) min = v;
+      else if (v > max) max = v;
+    }
+    this.min = min;
+    this.max = max;
+  }
+
+  /** Throw, naming `what`, the first id outside [0, V) and its position, if there is one. */
+  check(what: string, V: number): void {
+    if (this.min >= 0 && this.max < V) return;
+    const at = this.ids.findIndex((v) => v < 0 || v >= V);
+    throw new RangeError(`${what}: token id ${this.ids[at]} at position ${at} is outside the vocabulary [0, ${V}); check the tokenizer's vocabulary size against the model's V`);
   }
 }
 
@@ -142,6 +162,13 @@ export interface CudaBackendOptions {
    * FP4LM_PAIR_QUANT=0.
    */
   pairQuant?: boolean;
+  /**
+   * Whether the shared-memory cross-entropy runs a persistent grid (as many blocks as fit on the GPU
+   * at once, each taking every G-th row and queueing its next row's copy during this row's dlogits
+   * pass; default true) or one block per row (false). The bits are the same. Environment:
+   * FP4LM_CE_PERSISTENT=0.
+   */
+  cePersistent?: boolean;
 }
 
 export type OpsKernels = "fast" | "plain";
@@ -175,6 +202,10 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
   private readonly bf16Operands: boolean;
   private readonly shareTiles: boolean;
   private readonly pairQuant: boolean;
+  private readonly cePersistent: boolean;
+  private readonly smCount: number;
+  /** blocks per SM of a kernel at a dynamic shared size (cuOccupancyMaxActiveBlocksPerMultiprocessor), by "name/bytes" */
+  private readonly occupancy = new Map<string, number>();
   /** multi-tensor tables on the device (optim.cu's MtTensor rows), by the parameter list's pointers */
   private readonly mtTables = new Map<string, { ptr: bigint; count: number; blocks: number }>();
   /** device FP32 [alpha, 0, 1]: the NVFP4 GEMM's alpha (written per GEMM on the stream) and the two betas */
@@ -193,8 +224,10 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     this.bf16Operands = opts.bf16Operands ?? process.env.FP4LM_BF16_OPERANDS !== "0";
     this.shareTiles = opts.shareTiles ?? process.env.FP4LM_SHARE_TILES !== "0";
     this.pairQuant = opts.pairQuant ?? process.env.FP4LM_PAIR_QUANT !== "0";
+    this.cePersistent = opts.cePersistent ?? process.env.FP4LM_CE_PERSISTENT !== "0";
     this.drv = getDriver();
     const info = this.drv.useDevice(opts.device ?? 0);
+    this.smCount = this.drv.multiprocessorCount(opts.device ?? 0);
     this.name = `cuda:${opts.device ?? 0} (${info.name})`;
     this.mem = deviceAllocator();
     this.lt = CublasLt.create();
@@ -251,6 +284,20 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     return f;
   }
 
+  /** A persistent grid for `items` work items: as many blocks as fit on the GPU at once (never more than the items). */
+  private persistentGrid(file: string, name: string, block: number, shared: number, items: number): number {
+    const key = `${name}/${block}/${shared}`;
+    let perSM = this.occupancy.get(key);
+    if (perSM === undefined) {
+      const f = this.fn(file, name);
+      if (shared > 48 * 1024) this.drv.setMaxDynamicSharedMemory(f, shared);
+      perSM = this.drv.maxActiveBlocksPerSM(f, block, shared);
+      if (perSM < 1) throw new Error(`${name}: no block of ${block} threads with ${shared} B of shared memory fits on an SM`);
+      this.occupancy.set(key, perSM);
+    }
+    return Math.min(items, perSM * this.smCount);
+  }
+
   private launch(file: string, name: string, grid: Dim3, block: Dim3, shared: number, args: KernelArg[]): void {
     const f = this.fn(file, name);
     if (shared > 48 * 1024) this.drv.setMaxDynamicSharedMemory(f, shared);
@@ -284,16 +331,35 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
   /** Device time per kernel name since the last report (waits for the GPU), most expensive first. */
   profileReport(): { name: string; count: number; ms: number }[] {
     this.drv.ctxSynchronize();
-    const by = new Map<string, { count: number; ms: number }>();
-    for (const m of this.marks.splice(0)) {
+    const by = new Map<string, { count: number; ms: number }>(), idle = new Map<string, { count: number; ms: number }>();
+    const marks = this.marks.splice(0);
+    marks.forEach((m, i) => {
       const e = by.get(m.name) ?? { count: 0, ms: 0 };
       e.count++;
       e.ms += this.drv.eventElapsedMs(m.start, m.end);
       by.set(m.name, e);
-      this.eventPool.push(m.start, m.end);
-    }
+      if (i > 0) {
+        // the GPU's time between the previous op's end and this one's start: waiting for the host
+        const gap = this.drv.eventElapsedMs(marks[i - 1].end, m.start), g = idle.get(m.name) ?? { count: 0, ms: 0 };
+        g.count++;
+        g.ms += Math.max(0, gap);
+        idle.set(m.name, g);
+      }
+    });
+    for (const m of marks) this.eventPool.push(m.start, m.end);
+    this.lastIdle = [...idle].map(([name, e]) => ({ name, ...e })).sort((a, b) => b.ms - a.ms);
     return [...by].map(([name, e]) => ({ name, ...e })).sort((a, b) => b.ms - a.ms);
   }
+
+  /**
+   * The idle time of the last profileReport's ops, by the op that ran after the gap, most first: where
+   * the GPU waited for the host (a synchronisation, or launches slower than the kernels). The events
+   * themselves add host work per op, so these are upper bounds.
+   */
+  profileIdle(): { name: string; count: number; ms: number }[] {
+    return this.lastIdle;
+  }
+  private lastIdle: { name: string; count: number; ms: number }[] = [];
 
   // --- memory ----------------------------------------------------------------------------
 
@@ -305,11 +371,6 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     for (const p of ptrs) this.mem.free(p);
   }
 
-  private readInt(p: bigint): number {
-    const a = new Int32Array(1);
-    this.drv.memcpyDtoH(a, p, 4);
-    return a[0];
-  }
 
   private readU32AsF32(p: bigint): number {
     const a = new Float32Array(1);
@@ -323,11 +384,6 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     return a[0];
   }
 
-  private errFlag(): bigint {
-    const p = this.scratch(4);
-    this.drv.memsetD32(p, INT_MAX, 1);
-    return p;
-  }
 
   alloc(shape: number[]): CudaTensor {
     const n = shape.reduce((a, b) => a * b, 1);
@@ -356,10 +412,12 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     // token tensors are per batch: reuse one buffer per shape would race nothing (one stream), but
     // callers create two per step; they are freed when the next batch of the same size arrives
     const p = this.mem.alloc(Math.max(n * 4, 4));
-    this.drv.memcpyHtoD(p, ids, ids.byteLength);
+    // queued on the stream (pageable memory is staged before the call returns): no wait for the work
+    // already queued, so the host stays ahead of the GPU across steps
+    this.drv.memcpyHtoDAsync(p, ids, ids.byteLength, null);
     this.pendingTokens.push(p);
     if (this.pendingTokens.length > 8) this.release(this.pendingTokens.shift()!);
-    return new CudaTokens([...shape], p);
+    return new CudaTokens([...shape], p, ids.slice());
   }
   private readonly pendingTokens: bigint[] = [];
 
@@ -1021,59 +1079,71 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     this.mamba2.gatedRmsnormBackward(dy, dz, dw, dout, y, z, w, rstd, rows, D, groupSize);
   }
 
-  private tokenError(what: string, flag: bigint, tokens: CudaTokens, V: number): void {
-    const bad = this.readInt(flag);
-    this.release(flag);
-    if (bad !== INT_MAX) {
-      const id = new Int32Array(1);
-      this.drv.memcpyDtoH(id, tokens.ptr + BigInt(bad) * 4n, 4);
-      throw new RangeError(`${what}: token id ${id[0]} at position ${bad} is outside the vocabulary [0, ${V})`);
-    }
+  /**
+   * The token kernels' error flag (they skip an id outside [0, V) and atomicMin its position here):
+   * never read, since every CudaTokens is checked on the host (CudaTokens.check) before it is used;
+   * the kernels' guard only keeps a bad id from reading outside the table.
+   */
+  private tokenFlagSink(): bigint {
+    return (this.tokenSink ??= this.mem.alloc(4));
   }
+  private tokenSink: bigint | undefined;
 
   embeddingForward(out: CudaTensor, tokens: CudaTokens, table: CudaTensor, V: number, C: number): void {
-    const err = this.errFlag();
-    this.launch("embedding.cu", "embedding_forward", [tokens.size, 1, 1], B256, 0, [ptr(out.ptr), ptr(tokens.ptr), ptr(table.ptr), i32(tokens.size), i32(C), i32(V), ptr(err)]);
-    this.tokenError("embeddingForward", err, tokens, V);
+    tokens.check("embeddingForward", V);
+    this.launch("embedding.cu", "embedding_forward", [tokens.size, 1, 1], B256, 0, [ptr(out.ptr), ptr(tokens.ptr), ptr(table.ptr), i32(tokens.size), i32(C), i32(V), ptr(this.tokenFlagSink())]);
   }
 
   embeddingBackward(dtable: CudaTensor, dout: CudaTensor, tokens: CudaTokens, V: number, C: number): void {
+    tokens.check("embeddingBackward", V);
     const BT = tokens.size;
-    const counts = this.scratch(V * 4), offsets = this.scratch((V + 1) * 4), sorted = this.scratch(BT * 4), err = this.errFlag();
+    const counts = this.scratch(V * 4), offsets = this.scratch((V + 1) * 4), sorted = this.scratch(BT * 4), err = this.tokenFlagSink();
     this.drv.memsetD32(counts, 0, V);
     this.launch("embedding.cu", "embedding_histogram", grid1(BT), B256, 0, [ptr(counts), ptr(tokens.ptr), i32(BT), i32(V), ptr(err)]);
     this.launch("embedding.cu", "embedding_scan", [1, 1, 1], [1024, 1, 1], 0, [ptr(offsets), ptr(counts), i32(V)]);
     this.launch("embedding.cu", "embedding_scatter", grid1(BT), B256, 0, [ptr(sorted), ptr(counts), ptr(offsets), ptr(tokens.ptr), i32(BT), i32(V)]);
     this.launch("embedding.cu", "embedding_backward_rows", [V, 1, 1], B256, 0, [ptr(dtable.ptr), ptr(dout.ptr), ptr(sorted), ptr(offsets), ptr(tokens.ptr), i32(BT), i32(C), i32(V)]);
     this.release(counts, offsets, sorted);
-    this.tokenError("embeddingBackward", err, tokens, V);
   }
 
   crossEntropy(losses: CudaTensor, dlogits: CudaTensor | null, logits: CudaTensor, targets: CudaTokens, V: number, scale: number, bf16?: CudaOperand | null): number {
+    return this.crossEntropyQueued(losses, dlogits, logits, targets, V, scale, bf16)();
+  }
+
+  /** crossEntropy queued: the returned function reads the mean loss (one synchronisation), then runs the non-finite and target checks. */
+  crossEntropyQueued(losses: CudaTensor, dlogits: CudaTensor | null, logits: CudaTensor, targets: CudaTokens, V: number, scale: number, bf16?: CudaOperand | null): () => number {
     if (bf16 && !dlogits) throw new RangeError("crossEntropy: a BF16 operand of dlogits needs dlogits");
     const N = targets.size;
-    const err = this.errFlag();
+    targets.check("crossEntropy (targets)", V);
+    const err = this.tokenFlagSink();
     // one read of each row through shared memory where the row fits (V·4 B + the 128 B static ≤ 227 KB)
     const smem = this.opsKernels === "fast" && V % 4 === 0 && V * 4 + 128 <= 232448 && (logits.ptr & 15n) === 0n && ((dlogits?.ptr ?? 0n) & 15n) === 0n;
     const args = [ptr(losses.ptr), ptr(dlogits ? dlogits.ptr : 0n), ptr(logits.ptr), ptr(targets.ptr), i32(N), i32(V), f32(scale), ptr(err)];
+    // the shared-memory kernels take any grid ≤ N (a persistent one: the next row's copy overlaps this row's dlogits)
+    const rowsGrid = (name: string) => (this.cePersistent && N > 0 ? this.persistentGrid("cross-entropy.cu", name, 1024, V * 4, N) : N);
     if (smem && bf16 && dlogits) {
       // the head's gradient operand written by the kernel that makes dlogits (B·T·V: the largest cast of a step)
       args[1] = this.fp32Out(dlogits, bf16);
-      this.launch("cross-entropy.cu", "cross_entropy_forward_backward_smem_bf16", [N, 1, 1], [1024, 1, 1], V * 4, [...args, ...this.bf16Out(bf16, dlogits.size, "crossEntropy")]);
+      const k = "cross_entropy_forward_backward_smem_bf16";
+      this.launch("cross-entropy.cu", k, [rowsGrid(k), 1, 1], [1024, 1, 1], V * 4, [...args, ...this.bf16Out(bf16, dlogits.size, "crossEntropy")]);
       this.checked();
     } else {
-      this.launch("cross-entropy.cu", smem ? "cross_entropy_forward_backward_smem" : "cross_entropy_forward_backward", [N, 1, 1], [1024, 1, 1], smem ? V * 4 : 0, args);
+      const k = smem ? "cross_entropy_forward_backward_smem" : "cross_entropy_forward_backward";
+      this.launch("cross-entropy.cu", k, [smem ? rowsGrid(k) : N, 1, 1], [1024, 1, 1], smem ? V * 4 : 0, args);
       if (dlogits) this.castInto(bf16, dlogits, "crossEntropy");
     }
     const P = Math.min(Math.ceil(N / 1024), 256);
     const partials = this.scratch(P * 8), mean = this.scratch(8);
     this.launch("cross-entropy.cu", "cross_entropy_mean_partials", [P, 1, 1], B256, 0, [ptr(partials), ptr(losses.ptr), i32(N)]);
     this.launch("cross-entropy.cu", "cross_entropy_mean_final", [1, 1, 1], B256, 0, [ptr(mean), ptr(partials), i32(P), i32(N)]);
-    const m = this.readDouble(mean);
-    this.release(partials, mean);
-    this.flushChecks();
-    this.tokenError("crossEntropy (targets)", err, targets, V);
-    return m;
+    let read: number | undefined;
+    return () => {
+      if (read !== undefined) return read;
+      const m = this.readDouble(mean);
+      this.release(partials, mean);
+      this.flushChecks();
+      return (read = m);
+    };
   }
 
   add(out: CudaTensor, a: CudaTensor, b: CudaTensor, bf16?: CudaOperand | null): void {

@@ -193,6 +193,7 @@ function bind(lib: LibraryHandle) {
     cuModuleUnload: f("int cuModuleUnload(void *module)"), // cuda.h:7476
     cuModuleGetFunction: f("int cuModuleGetFunction(_Out_ void **fn, void *module, const char *name)"), // cuda.h:7532
     cuFuncSetAttribute: f("int cuFuncSetAttribute(void *fn, int attrib, int value)"), // cuda.h:17257
+    cuOccupancyMaxActiveBlocksPerMultiprocessor: f("int cuOccupancyMaxActiveBlocksPerMultiprocessor(_Out_ int *numBlocks, void *fn, int blockSize, size_t dynamicSMemSize)"), // cuda.h:21626
     cuLaunchKernel: f(
       "int cuLaunchKernel(void *f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx, unsigned int by, unsigned int bz, unsigned int shmem, void *stream, void **params, void **extra)",
     ), // cuda.h:17537
@@ -515,6 +516,13 @@ export class Driver {
   /** Allow up to `bytes` of dynamic shared memory (needed above 48 KiB). */
   setMaxDynamicSharedMemory(fn: CuFunction, bytes: number): void {
     this.check("cuFuncSetAttribute", this.api.cuFuncSetAttribute(fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes), `max dynamic shared memory ${bytes} bytes`);
+  }
+
+  /** How many blocks of `blockSize` threads and `dynamicShared` bytes of dynamic shared memory fit on one SM at once (a persistent grid's size). */
+  maxActiveBlocksPerSM(fn: CuFunction, blockSize: number, dynamicShared: number): number {
+    const n = [0];
+    this.check("cuOccupancyMaxActiveBlocksPerMultiprocessor", this.api.cuOccupancyMaxActiveBlocksPerMultiprocessor(n, fn, blockSize, dynamicShared), `block ${blockSize}, ${dynamicShared} B shared`);
+    return n[0];
   }
 
   /** where launch packs arguments (null: FP4LM_LAUNCH_ARGS=arrays, a JS array per launch as before) */

@@ -127,58 +127,77 @@ extern "C" __global__ void cross_entropy_mean_final(double* mean, const double* 
  * cross_entropy_forward_backward_smem(float* losses, float* dlogits, const float* logits, const int* targets,
  *                                     int N, int V, float scale, int* err)
  *   As cross_entropy_forward_backward (same arguments, outputs, error flag and aliasing), one read
- *   of the row. V % 4 == 0 and logits/dlogits 16-byte aligned. grid: N; block: 1024; shared:
- *   dynamic V·4 bytes (set the function's max dynamic shared size above 48 KB) + 128 B static.
+ *   of the row. V % 4 == 0 and logits/dlogits 16-byte aligned. grid: any G ≤ N (block b takes rows
+ *   b, b + G, ...: the host launches as many blocks as fit on the GPU at once, a persistent grid;
+ *   G = N is one row per block); block: 1024; shared: dynamic V·4 bytes (set the function's max
+ *   dynamic shared size above 48 KB) + 128 B static.
+ *   The next row's copy into shared memory is queued during this row's dlogits pass: each thread
+ *   copies exactly the float4 slots it reads (i = tid + 1024·k), after its last read of the slot
+ *   (the store of the slot's dlogits depends on that read), so the copy of row n + G overlaps the
+ *   compute and the stores of row n. Every row's arithmetic, and so every bit, is the same for any G.
  */
+__device__ __forceinline__ void cp_async16(float4* dst_sh, const float4* src) {
+  const unsigned dst = (unsigned)__cvta_generic_to_shared(dst_sh);
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src) : "memory");
+}
+
 __device__ __forceinline__ void cross_entropy_smem_impl(float* losses, float* dlogits, const float* logits, const int* targets, int N, int V, float scale, int* err,
                                                         unsigned short* dlogits16, unsigned long long* bad) {
   extern __shared__ float4 row_sh[];  // (V/4)
   __shared__ float red[32];
-  const int n = blockIdx.x;
-  if (n >= N) return;
   const int tid = threadIdx.x, nt = blockDim.x, V4 = V >> 2;
-  const int tgt = targets[n];
-  if (tgt < 0 || tgt >= V) {
-    if (tid == 0) {
-      atomicMin(err, n);
-      losses[n] = __int_as_float(0x7fc00000);
+  bool queued = false;  // this row's copy was queued by the previous row's dlogits pass
+  for (int n = blockIdx.x; n < N; n += gridDim.x) {
+    const int tgt = targets[n];
+    if (tgt < 0 || tgt >= V) {  // uniform over the block
+      if (tid == 0) {
+        atomicMin(err, n);
+        losses[n] = __int_as_float(0x7fc00000);
+      }
+      // a queued copy of this row must land before the next row's copy targets the same slots
+      asm volatile("cp.async.wait_all;\n" ::: "memory");
+      queued = false;
+      continue;
     }
-    return;
-  }
-  const float4* row = reinterpret_cast<const float4*>(logits + (long long)n * V);
-  for (int i = tid; i < V4; i += nt) {
-    const unsigned dst = (unsigned)__cvta_generic_to_shared(row_sh + i);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(row + i));
-  }
-  asm volatile("cp.async.wait_all;\n" ::);
-  __syncthreads();
-  float m = neg_inf_f32();
-  for (int i = tid; i < V4; i += nt) {
-    const float4 x = row_sh[i];
-    m = fmaxf(m, fmaxf(fmaxf(x.x, x.y), fmaxf(x.z, x.w)));
-  }
-  m = block_max(m, red);
-  float s = 0.0f;
-  for (int i = tid; i < V4; i += nt) {
-    const float4 x = row_sh[i];
-    s += expf(x.x - m);
-    s += expf(x.y - m);
-    s += expf(x.z - m);
-    s += expf(x.w - m);
-  }
-  s = block_sum(s, red);
-  const float xt = reinterpret_cast<const float*>(row_sh)[tgt];
-  if (tid == 0) losses[n] = m + logf(s) - xt;
-  if (dlogits == nullptr && dlogits16 == nullptr) return;
-  const float inv = 1.0f / s;
-  float4* drow = dlogits == nullptr ? nullptr : reinterpret_cast<float4*>(dlogits + (long long)n * V);
-  for (int i = tid; i < V4; i += nt) {
-    const float4 x = row_sh[i];
-    const int j = 4 * i;
-    const float4 d = make_float4((expf(x.x - m) * inv - (j == tgt ? 1.0f : 0.0f)) * scale, (expf(x.y - m) * inv - (j + 1 == tgt ? 1.0f : 0.0f)) * scale,
-                                 (expf(x.z - m) * inv - (j + 2 == tgt ? 1.0f : 0.0f)) * scale, (expf(x.w - m) * inv - (j + 3 == tgt ? 1.0f : 0.0f)) * scale);
-    if (drow != nullptr) drow[i] = d;
-    if (dlogits16 != nullptr) bf16_out4(dlogits16, bad, (long long)n * V + j, d);
+    const float4* row = reinterpret_cast<const float4*>(logits + (long long)n * V);
+    if (!queued)
+      for (int i = tid; i < V4; i += nt) cp_async16(row_sh + i, row + i);
+    asm volatile("cp.async.wait_all;\n" ::: "memory");
+    __syncthreads();
+    float m = neg_inf_f32();
+    for (int i = tid; i < V4; i += nt) {
+      const float4 x = row_sh[i];
+      m = fmaxf(m, fmaxf(fmaxf(x.x, x.y), fmaxf(x.z, x.w)));
+    }
+    m = block_max(m, red);
+    float s = 0.0f;
+    for (int i = tid; i < V4; i += nt) {
+      const float4 x = row_sh[i];
+      s += expf(x.x - m);
+      s += expf(x.y - m);
+      s += expf(x.z - m);
+      s += expf(x.w - m);
+    }
+    // read before block_sum's barriers: after them, the slot's owner may queue the next row into it
+    const float xt = reinterpret_cast<const float*>(row_sh)[tgt];
+    s = block_sum(s, red);
+    if (tid == 0) losses[n] = m + logf(s) - xt;
+    queued = false;
+    if (dlogits == nullptr && dlogits16 == nullptr) continue;
+    const float inv = 1.0f / s;
+    float4* drow = dlogits == nullptr ? nullptr : reinterpret_cast<float4*>(dlogits + (long long)n * V);
+    const int next = n + gridDim.x;
+    const float4* nrow = next < N ? reinterpret_cast<const float4*>(logits + (long long)next * V) : nullptr;
+    for (int i = tid; i < V4; i += nt) {
+      const float4 x = row_sh[i];
+      const int j = 4 * i;
+      const float4 d = make_float4((expf(x.x - m) * inv - (j == tgt ? 1.0f : 0.0f)) * scale, (expf(x.y - m) * inv - (j + 1 == tgt ? 1.0f : 0.0f)) * scale,
+                                   (expf(x.z - m) * inv - (j + 2 == tgt ? 1.0f : 0.0f)) * scale, (expf(x.w - m) * inv - (j + 3 == tgt ? 1.0f : 0.0f)) * scale);
+      if (drow != nullptr) drow[i] = d;
+      if (dlogits16 != nullptr) bf16_out4(dlogits16, bad, (long long)n * V + j, d);
+      if (nrow != nullptr) cp_async16(row_sh + i, nrow + i);  // after the stores that used slot i
+    }
+    queued = nrow != nullptr;
   }
 }
 
