@@ -151,6 +151,32 @@ test("RMSNorm backward: the warp-per-row kernel within the oracle's tolerance (d
   });
 });
 
+test("RMSNorm forward: the fast kernels (the row in registers, rmsnorm_forward(_bf16)_k<K>) = the plain one, bit for bit (out, rstd, the BF16 operand)", (t) => {
+  withBackends(t, (fast, plain) => {
+    // C 768 (K 24), a C that is no multiple of 32 (K 8, masked lanes), C 1024 (K 32), C 2048 (no K: the loop kernel), a row count that is no multiple of 8
+    for (const [N, C] of [[333, 768], [40, 100], [17, 1024], [9, 2048]]) {
+      const x = randn(N * C, 900 + C, 2), w = randn(C, 901 + C);
+      const run = (be: CudaBackend) => {
+        const out = be.alloc([N, C]), rstd = be.alloc([N]);
+        be.rmsnormForward(out, rstd, be.fromArray(x, [N, C]), be.fromArray(w, [C]), N, C, 1e-5);
+        return [out, rstd].map((o) => be.toArray(o));
+      };
+      const a = run(fast), b = run(plain);
+      bitsEqual(`rmsnorm forward ${N}x${C} out`, a[0], b[0]);
+      bitsEqual(`rmsnorm forward ${N}x${C} rstd`, a[1], b[1]);
+      // the BF16 operand the fast kernel writes = RNE of the plain kernel's out
+      const op = fast.bf16Operand?.(N, C, { format: "bf16", rounding: "rtn" }, "rmsnorm-test");
+      if (op) {
+        const out = fast.alloc([N, C]), rstd = fast.alloc([N]);
+        fast.rmsnormForward(out, rstd, fast.fromArray(x, [N, C]), fast.fromArray(w, [C]), N, C, 1e-5, op);
+        bitsEqual(`rmsnorm forward ${N}x${C} BF16 operand`, fast.operandValues(op), roundBf16InPlace(Float32Array.from(b[0])));
+        bitsEqual(`rmsnorm forward ${N}x${C} rstd (BF16 kernel)`, fast.toArray(rstd), b[1]);
+        fast.releaseOperand(op);
+      }
+    }
+  });
+});
+
 test("cross-entropy: one read per row through shared memory, within the oracle's tolerance (V 50304, aliasing, loss only, bad target)", (t) => {
   withBackends(t, (fast, plain, cpu) => {
     for (const [N, V] of [[12, 50304], [64, 300], [20, 301]]) {
@@ -393,7 +419,8 @@ test("attention v4 on the BF16 q, k, v that split+RoPE wrote and the dout its pr
   if (!fast) return;
   const casts = new CudaBackend({ bf16Operands: false });
   try {
-    for (const [B, T, NH, NKV] of [[2, 80, 4, 2], [1, 130, 2, 2]]) {
+    // B2 T1024 8 heads: 16384 (b, t, h) rows, more than the HS-64 prep kernel's grid has warps, so its warps take several rows
+    for (const [B, T, NH, NKV] of [[2, 80, 4, 2], [1, 130, 2, 2], [2, 1024, 8, 2]]) {
       const HS = 64, W = (NH + 2 * NKV) * HS, tag = `B${B} T${T} heads ${NH}/${NKV}`;
       const qkv = randn(B * T * W, 60 + T), dout = randn(B * T * NH * HS, 61 + T);
       const run = (be: CudaBackend, meddle: boolean) => {

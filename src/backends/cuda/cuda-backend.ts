@@ -755,9 +755,12 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
 
   rmsnormForward(out: CudaTensor, rstd: CudaTensor, x: CudaTensor, w: CudaTensor, N: number, C: number, eps: number, bf16?: CudaOperand | null): void {
     const args = [ptr(out.ptr), ptr(rstd.ptr), ptr(x.ptr), ptr(w.ptr), i32(N), i32(C), f32(eps)];
-    if (!bf16) return this.launch("rmsnorm.cu", "rmsnorm_forward", [Math.ceil(N / 8), 1, 1], B256, 0, args);
+    // the fast kernels hold the row in registers (K values per lane, C ≤ 32·K): the same bits
+    const K = [8, 16, 24, 32].find((k) => C <= 32 * k);
+    const suffix = this.opsKernels === "fast" && K !== undefined ? `_k${K}` : "";
+    if (!bf16) return this.launch("rmsnorm.cu", `rmsnorm_forward${suffix}`, [Math.ceil(N / 8), 1, 1], B256, 0, args);
     args[0] = this.fp32Out(out, bf16);
-    this.launch("rmsnorm.cu", "rmsnorm_forward_bf16", [Math.ceil(N / 8), 1, 1], B256, 0, [...args, ...this.bf16Out(bf16, out.size, "rmsnormForward")]);
+    this.launch("rmsnorm.cu", `rmsnorm_forward_bf16${suffix}`, [Math.ceil(N / 8), 1, 1], B256, 0, [...args, ...this.bf16Out(bf16, out.size, "rmsnormForward")]);
     this.checked();
   }
 
@@ -963,7 +966,10 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
       if (async && this.bf16Operands) {
         // with the forward's BF16 q, k, v (qkvSplitRope) and dout rounded by the prep kernel, the backward casts nothing
         const d16 = this.scratch(dout.size * 2);
-        this.launch("attention-flash.cu", "attention_flash_backward_prep_bf16", prepGrid, B256, 0, [ptr(D), ptr(dout.ptr), ptr(out.ptr), i32(B), i32(T), i32(NH), i32(HS), ptr(d16)]);
+        // HS 64: a grid that fits on the GPU, four rows per warp in flight (the same bits)
+        const prep = HS === 64 ? "attention_flash_backward_prep_bf16_hs64" : "attention_flash_backward_prep_bf16";
+        const grid: Dim3 = HS === 64 ? [this.persistentGrid("attention-flash.cu", prep, 256, 0, prepGrid[0]), 1, 1] : prepGrid;
+        this.launch("attention-flash.cu", prep, grid, B256, 0, [ptr(D), ptr(dout.ptr), ptr(out.ptr), i32(B), i32(T), i32(NH), i32(HS), ptr(d16)]);
         const [q16, k16, v16] = copies ?? [q, k, v].map((t) => this.attentionBf16(t));
         const args16 = [ptr(d16), ptr(q16), ptr(k16), ptr(v16), ptr(probs.ptr), ptr(D), i32(B), i32(T), i32(NH), i32(NKV)];
         this.launch("attention-mma-async.cu", `attention_mma_async_backward_dq_hs${HS}`, [Math.ceil(T / 64), NH, B], [128, 1, 1], 0, [ptr(dq.ptr), ...args16]);

@@ -59,6 +59,55 @@ extern "C" __global__ void rmsnorm_forward_bf16(float* out, float* rstd, const f
   rmsnorm_forward_impl<float>(out, rstd, x, weight, N, C, eps, out16, bad);
 }
 
+/**
+ * rmsnorm_forward_k<K>(same arguments as rmsnorm_forward) and rmsnorm_forward_bf16_k<K>(same as
+ * rmsnorm_forward_bf16), K = 8, 16, 24, 32 (C ≤ 32·K; the host takes the smallest): the same warp per
+ * row, lane l owning elements l + 32·j, but the row's K values are loaded into registers at once (K
+ * loads in flight per lane instead of a loop's few) and the output pass reads them from there instead
+ * of reading x again. Σ x² runs in the same order (j = 0, 1, ... per lane, then warp_sum), so rstd,
+ * out and out16 have rmsnorm_forward(_bf16)'s bits. out may alias x. grid: ceil(N/8); block: 256.
+ */
+template <int K>
+__device__ __forceinline__ void rmsnorm_forward_regs_impl(float* out, float* rstd, const float* x, const float* weight, int N, int C, float eps, unsigned short* out16,
+                                                          unsigned long long* bad) {
+  const int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  const int lane = threadIdx.x & 31;
+  if (row >= N) return;  // whole warp leaves together
+  const long long off = (long long)row * C;
+  float v[K];
+#pragma unroll
+  for (int j = 0; j < K; j++) v[j] = 32 * j + lane < C ? x[off + 32 * j + lane] : 0.0f;
+  float ss = 0.0f;
+#pragma unroll
+  for (int j = 0; j < K; j++)
+    if (32 * j + lane < C) ss += v[j] * v[j];
+  ss = warp_sum(ss);
+  const float r = 1.0f / sqrtf(ss / (float)C + eps);
+  if (lane == 0) rstd[row] = r;
+#pragma unroll
+  for (int j = 0; j < K; j++) {
+    const int i = 32 * j + lane;
+    if (i < C) {
+      const float o = v[j] * r * weight[i];
+      if (out != nullptr) out[off + i] = o;
+      if (out16 != nullptr) bf16_out1(out16, bad, off + i, o);
+    }
+  }
+}
+
+#define RMSNORM_FORWARD_K(K) \
+  extern "C" __global__ void __launch_bounds__(256) rmsnorm_forward_k##K(float* out, float* rstd, const float* x, const float* weight, int N, int C, float eps) { \
+    rmsnorm_forward_regs_impl<K>(out, rstd, x, weight, N, C, eps, nullptr, nullptr); \
+  } \
+  extern "C" __global__ void __launch_bounds__(256) rmsnorm_forward_bf16_k##K(float* out, float* rstd, const float* x, const float* weight, int N, int C, float eps, \
+                                                                          unsigned short* out16, unsigned long long* bad) { \
+    rmsnorm_forward_regs_impl<K>(out, rstd, x, weight, N, C, eps, out16, bad); \
+  }
+RMSNORM_FORWARD_K(8)
+RMSNORM_FORWARD_K(16)
+RMSNORM_FORWARD_K(24)
+RMSNORM_FORWARD_K(32)
+
 template <typename T>
 __device__ __forceinline__ void rmsnorm_backward_impl(T* dx, double* dweight_partial, const T* dout, const T* x, const float* weight, const float* rstd, int N, int C) {
   extern __shared__ double dw_sh[];  // (C): column c is owned by thread c % blockDim.x, so no races
