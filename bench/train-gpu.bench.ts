@@ -53,8 +53,10 @@ for (const recipe of (values.recipes ?? "bf16,nvfp4,fp8,fp8-emulated").split(","
     for (let i = 0; i < warmup + steps; i++) {
       if (i === warmup) { be.synchronize(); t0 = performance.now(); tc0 = be.fp8.counts.tensorCores; }
       ctx.step = i;
-      loss = model.step(be.tokens(ids(), [B, T]), be.tokens(ids(), [B, T]), true);
+      // as the trainer: the loss read after the gradient norm (one wait for the GPU per step)
+      const read = model.stepQueued(be.tokens(ids(), [B, T]), be.tokens(ids(), [B, T]), true);
       const { norm } = opt.gradNorm();
+      loss = read();
       opt.step(3e-4, norm);
       opt.zeroGrad();
     }

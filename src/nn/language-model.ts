@@ -78,6 +78,15 @@ export abstract class LanguageModel<Blk extends ModelBlock> {
    * all-reduce while the rest of the backward runs.
    */
   step(inputs: Tokens, targets: Tokens, backward: boolean, lossScale = 1, gradsReady?: (params: readonly Param[]) => void): number {
+    return this.stepQueued(inputs, targets, backward, lossScale, gradsReady)();
+  }
+
+  /**
+   * step, returning a reader of the mean loss instead of the loss: on a device backend the work is
+   * queued and the reader waits for it, so a training loop that reads the loss after the gradient
+   * norm (which waits anyway) has one synchronisation per step, not one per micro-batch and another.
+   */
+  stepQueued(inputs: Tokens, targets: Tokens, backward: boolean, lossScale = 1, gradsReady?: (params: readonly Param[]) => void): () => number {
     const be = this.ctx.be, V = this.cfg.vocabSize, C = this.cfg.dModel, BT = this.B * this.T, L = this.blocks.length;
     this.tokens = inputs;
     be.embeddingForward(this.acts[0], inputs, this.embed.data, V, C);
@@ -87,7 +96,7 @@ export abstract class LanguageModel<Blk extends ModelBlock> {
     const ceArgs = [this.losses, backward ? this.dlogits : null, this.logits, targets, V, lossScale / BT, backward ? this.head.bf16Grad(this.dlogits, true) : null] as const;
     // a device backend reads the loss after the backward pass is queued: no wait in the middle of the step
     const loss = be.crossEntropyQueued ? be.crossEntropyQueued(...ceArgs) : ((l: number) => () => l)(be.crossEntropy(...ceArgs));
-    if (!backward) return loss();
+    if (!backward) return loss;
     this.head.backward(this.dxF, this.dlogits);
     gradsReady?.([this.head.weight]);
     let [d, dNext] = this.dgrads;
@@ -100,7 +109,7 @@ export abstract class LanguageModel<Blk extends ModelBlock> {
     }
     be.embeddingBackward(this.embed.grad, d, this.tokens, V, C);
     gradsReady?.([this.embed]);
-    return loss();
+    return loss;
   }
 
   /** The logits of the last forward pass, (B·T, V), as a host array. */

@@ -152,20 +152,28 @@ export class DataParallel {
   /**
    * Sum the gradients over ranks (each already scaled by lossScale; ZeRO-1: each rank's shards
    * of the sum) and return the step's loss, the mean over the global batch of the micro-batch
-   * losses, summed in global order.
+   * losses, summed in global order: reduceGradients, then reduceLoss.
    */
   reduce(params: readonly Param[], losses: readonly number[]): number {
-    let all: ArrayLike<number> = losses;
+    this.reduceGradients(params);
+    return this.reduceLoss(losses);
+  }
+
+  /** Sum the gradients over ranks (ZeRO-1: each rank's shards of the sum); nothing on one rank. */
+  reduceGradients(params: readonly Param[]): void {
     if (this.comm && this.plan) {
       // the buckets the backward pass has not sent (all of them without overlap), then wait for every one
       for (const b of this.plan.rest()) this.send(b);
       this.comm.flush();
-      all = this.comm.allGather(Float64Array.from(losses));
     } else if (this.comm) {
-      all = this.comm.allGather(Float64Array.from(losses));
       // in the order the backward pass finishes them: the same buckets as GradBuckets
       this.comm.allReduceSum(params.map((p) => p.grad).reverse());
     }
+  }
+
+  /** The step's loss: the mean over the global batch of the micro-batch losses, summed in global order. */
+  reduceLoss(losses: readonly number[]): number {
+    const all: ArrayLike<number> = this.comm ? this.comm.allGather(Float64Array.from(losses)) : losses;
     let loss = 0;
     for (let i = 0; i < all.length; i++) loss += all[i] / all.length;
     return loss;

@@ -86,15 +86,17 @@ export function train(cfg: TrainConfig, hooks: TrainHooks = {}): TrainResult {
       const t0 = performance.now();
       let loss = 0, gn: { norm: number; nonFinite?: string };
       try {
-        const losses: number[] = [];
+        const losses: (() => number)[] = [];
         for (let micro = 0; micro < A; micro++) {
           ctx.micro = dp.micro(micro, A);
           const b = dp.batch(data.train, micro, A);
-          losses.push(model.step(be.tokens(b.inputs, [B, T]), be.tokens(b.targets, [B, T]), true, dp.lossScale(A), dp.gradsReady(micro, A)));
+          losses.push(model.stepQueued(be.tokens(b.inputs, [B, T]), be.tokens(b.targets, [B, T]), true, dp.lossScale(A), dp.gradsReady(micro, A)));
         }
-        loss = dp.reduce(model.params, losses);
-        // (a GPU backend raises the non-finite checks it queued when the norm is read)
+        dp.reduceGradients(model.params);
+        // the norm before the losses: on a GPU the step's one wait for the device is here, and it
+        // raises the non-finite checks queued by the forward and backward passes, first tensor first
         gn = opt.gradNorm();
+        loss = dp.reduceLoss(losses.map((read) => read()));
       } catch (e) {
         if (e instanceof NonFiniteError) throw new DivergedError(`step ${step}: ${e.message}`, e.index);
         throw e;

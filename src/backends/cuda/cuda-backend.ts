@@ -755,12 +755,14 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
 
   rmsnormForward(out: CudaTensor, rstd: CudaTensor, x: CudaTensor, w: CudaTensor, N: number, C: number, eps: number, bf16?: CudaOperand | null): void {
     const args = [ptr(out.ptr), ptr(rstd.ptr), ptr(x.ptr), ptr(w.ptr), i32(N), i32(C), f32(eps)];
-    // the fast kernels hold the row in registers (K values per lane, C ≤ 32·K): the same bits
+    // the fast FP32 kernel holds the row in registers (K values per lane, C ≤ 32·K): the same bits. Its
+    // BF16 twin (rmsnorm_forward_bf16_k<K>) is not used: 91 registers, and on the H200 1.49 ms against
+    // the loop kernel's 0.90 ms for GPT-124M's 25 norms (BENCHMARKS.md)
     const K = [8, 16, 24, 32].find((k) => C <= 32 * k);
     const suffix = this.opsKernels === "fast" && K !== undefined ? `_k${K}` : "";
     if (!bf16) return this.launch("rmsnorm.cu", `rmsnorm_forward${suffix}`, [Math.ceil(N / 8), 1, 1], B256, 0, args);
     args[0] = this.fp32Out(out, bf16);
-    this.launch("rmsnorm.cu", `rmsnorm_forward_bf16${suffix}`, [Math.ceil(N / 8), 1, 1], B256, 0, [...args, ...this.bf16Out(bf16, out.size, "rmsnormForward")]);
+    this.launch("rmsnorm.cu", "rmsnorm_forward_bf16", [Math.ceil(N / 8), 1, 1], B256, 0, [...args, ...this.bf16Out(bf16, out.size, "rmsnormForward")]);
     this.checked();
   }
 

@@ -135,6 +135,7 @@ extern "C" __global__ void cross_entropy_mean_final(double* mean, const double* 
  *   copies exactly the float4 slots it reads (i = tid + 1024·k), after its last read of the slot
  *   (the store of the slot's dlogits depends on that read), so the copy of row n + G overlaps the
  *   compute and the stores of row n. Every row's arithmetic, and so every bit, is the same for any G.
+ *   The sum pass keeps each exp(x − max) in its slot, so the dlogits pass computes no exponential.
  */
 __device__ __forceinline__ void cp_async16(float4* dst_sh, const float4* src) {
   const unsigned dst = (unsigned)__cvta_generic_to_shared(dst_sh);
@@ -164,6 +165,8 @@ __device__ __forceinline__ void cross_entropy_smem_impl(float* losses, float* dl
       for (int i = tid; i < V4; i += nt) cp_async16(row_sh + i, row + i);
     asm volatile("cp.async.wait_all;\n" ::: "memory");
     __syncthreads();
+    // read before block_max's barriers: after them the sum pass overwrites the row with its exponentials
+    const float xt = tid == 0 ? reinterpret_cast<const float*>(row_sh)[tgt] : 0.0f;
     float m = neg_inf_f32();
     for (int i = tid; i < V4; i += nt) {
       const float4 x = row_sh[i];
@@ -171,15 +174,15 @@ __device__ __forceinline__ void cross_entropy_smem_impl(float* losses, float* dl
     }
     m = block_max(m, red);
     float s = 0.0f;
-    for (int i = tid; i < V4; i += nt) {
+    for (int i = tid; i < V4; i += nt) {  // each exponential computed once: kept in the slot for the dlogits pass
       const float4 x = row_sh[i];
-      s += expf(x.x - m);
-      s += expf(x.y - m);
-      s += expf(x.z - m);
-      s += expf(x.w - m);
+      const float4 e = make_float4(expf(x.x - m), expf(x.y - m), expf(x.z - m), expf(x.w - m));
+      s += e.x;
+      s += e.y;
+      s += e.z;
+      s += e.w;
+      row_sh[i] = e;
     }
-    // read before block_sum's barriers: after them, the slot's owner may queue the next row into it
-    const float xt = reinterpret_cast<const float*>(row_sh)[tgt];
     s = block_sum(s, red);
     if (tid == 0) losses[n] = m + logf(s) - xt;
     queued = false;
@@ -189,10 +192,10 @@ __device__ __forceinline__ void cross_entropy_smem_impl(float* losses, float* dl
     const int next = n + gridDim.x;
     const float4* nrow = next < N ? reinterpret_cast<const float4*>(logits + (long long)next * V) : nullptr;
     for (int i = tid; i < V4; i += nt) {
-      const float4 x = row_sh[i];
+      const float4 e = row_sh[i];  // exp(x − max), from the sum pass
       const int j = 4 * i;
-      const float4 d = make_float4((expf(x.x - m) * inv - (j == tgt ? 1.0f : 0.0f)) * scale, (expf(x.y - m) * inv - (j + 1 == tgt ? 1.0f : 0.0f)) * scale,
-                                   (expf(x.z - m) * inv - (j + 2 == tgt ? 1.0f : 0.0f)) * scale, (expf(x.w - m) * inv - (j + 3 == tgt ? 1.0f : 0.0f)) * scale);
+      const float4 d = make_float4((e.x * inv - (j == tgt ? 1.0f : 0.0f)) * scale, (e.y * inv - (j + 1 == tgt ? 1.0f : 0.0f)) * scale,
+                                   (e.z * inv - (j + 2 == tgt ? 1.0f : 0.0f)) * scale, (e.w * inv - (j + 3 == tgt ? 1.0f : 0.0f)) * scale);
       if (drow != nullptr) drow[i] = d;
       if (dlogits16 != nullptr) bf16_out4(dlogits16, bad, (long long)n * V + j, d);
       if (nrow != nullptr) cp_async16(row_sh + i, nrow + i);  // after the stores that used slot i
