@@ -48,28 +48,44 @@ for (const recipe of (values.recipes ?? "bf16,nvfp4,fp8,fp8-emulated").split(","
     const model = createModel(ctx, cfg, B, T);
     const opt = new Optimizer(be, model.params, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, gradClip: 1 });
     let s = 7;
-    const ids = () => Int32Array.from({ length: B * T }, () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) >>> 8) % cfg.vocabSize);
+    // batches made before the clock starts (as the trainer's loader slices a token file): the timed
+    // loop uploads them, it does not spend host time making random numbers between steps
+    const pool = Array.from({ length: 8 }, () => Int32Array.from({ length: B * T }, () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) >>> 8) % cfg.vocabSize));
+    let next = 0;
+    const ids = () => pool[next++ % pool.length];
     let loss = 0, t0 = 0, tc0 = 0;
+    // host time per phase of the timed steps: queueing the forward and backward (uploads included),
+    // the gradient norm (where the host waits for the GPU), AdamW + zeroing
+    const host = { queue: 0, norm: 0, update: 0 };
     for (let i = 0; i < warmup + steps; i++) {
-      if (i === warmup) { be.synchronize(); t0 = performance.now(); tc0 = be.fp8.counts.tensorCores; }
+      if (i === warmup) { be.synchronize(); t0 = performance.now(); tc0 = be.fp8.counts.tensorCores; host.queue = host.norm = host.update = 0; }
       ctx.step = i;
       // as the trainer: the loss read after the gradient norm (one wait for the GPU per step)
+      const h0 = performance.now();
       const read = model.stepQueued(be.tokens(ids(), [B, T]), be.tokens(ids(), [B, T]), true);
+      const h1 = performance.now();
       const { norm } = opt.gradNorm();
       loss = read();
+      const h2 = performance.now();
       opt.step(3e-4, norm);
       opt.zeroGrad();
+      const h3 = performance.now();
+      host.queue += h1 - h0;
+      host.norm += h2 - h1;
+      host.update += h3 - h2;
     }
     be.synchronize();
     const ms = (performance.now() - t0) / steps;
+    console.error(`  ${recipe} host per step: queue forward+backward ${(host.queue / steps).toFixed(2)} ms, gradient norm (waits for the GPU) ${(host.norm / steps).toFixed(2)} ms, AdamW + zero grads ${(host.update / steps).toFixed(2)} ms`);
     const fp8TcGemms = (be.fp8.counts.tensorCores - tc0) / steps;
     const engines = [...new Set(model.precisionTable().map((r) => r.engine ?? ""))].join(" | ");
     let profile: { name: string; count: number; ms: number }[] = [];
     if (values.profile) {
       // one more step with events around every kernel and GEMM
       be.profile(true);
-      model.step(be.tokens(ids(), [B, T]), be.tokens(ids(), [B, T]), true);
+      const read = model.stepQueued(be.tokens(ids(), [B, T]), be.tokens(ids(), [B, T]), true);
       const { norm } = opt.gradNorm();
+      read();
       opt.step(3e-4, norm);
       opt.zeroGrad();
       profile = be.profileReport();

@@ -59,6 +59,8 @@ export interface Backend<T extends Tensor = Tensor, K extends Tokens = Tokens, O
   toArray(t: T): Float32Array;
   tokens(ids: Int32Array, shape: number[]): K;
   zero(t: T): void;
+  /** zero every tensor (optional: a device backend does it in one launch; else zero each) */
+  zeroMany?(ts: T[]): void;
   copy(dst: T, src: T): void;
 
   /** x (rows, cols) — or its transpose — quantized per spec, K-contiguous; NaN/Inf → NonFiniteError naming `name` */

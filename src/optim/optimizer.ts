@@ -39,6 +39,7 @@ export class Optimizer {
   }
 
   zeroGrad(): void {
-    for (const p of this.params) this.be.zero(p.grad);
+    if (this.be.zeroMany) this.be.zeroMany(this.params.map((p) => p.grad));
+    else for (const p of this.params) this.be.zero(p.grad);
   }
 }

@@ -122,7 +122,8 @@ export class Zero1Optimizer {
   }
 
   zeroGrad(): void {
-    for (const p of this.params) this.be.zero(p.grad);
+    if (this.be.zeroMany) this.be.zeroMany(this.params.map((p) => p.grad));
+    else for (const p of this.params) this.be.zero(p.grad);
   }
 
   /** The full moments of every parameter (model order), gathered from all ranks; every rank must call it. */

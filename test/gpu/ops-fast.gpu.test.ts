@@ -151,6 +151,17 @@ test("RMSNorm backward: the warp-per-row kernel within the oracle's tolerance (d
   });
 });
 
+test("zeroMany: every tensor zeroed in one launch (chunk boundaries, a scalar tail, an empty tensor), nothing else touched", (t) => {
+  const be = gpuBackend(t);
+  if (!be) return;
+  const shapes = [[3, 8195], [7], [0], [20000], [64, 64]];
+  const ts = shapes.map((s, i) => be.fromArray(randn(s.reduce((a, b) => a * b, 1), 950 + i), s));
+  const keep = be.fromArray(randn(999, 960), [999]);
+  be.zeroMany(ts);
+  ts.forEach((x, i) => assert.ok(be.toArray(x).every((v) => v === 0), `tensor ${i} [${shapes[i].join(", ")}] zeroed`));
+  bitsEqual("a tensor not in the list", be.toArray(keep), randn(999, 960));
+});
+
 test("RMSNorm forward: the fast FP32 kernel (the row in registers, rmsnorm_forward_k<K>) = the plain one, bit for bit (out, rstd); the BF16 operand = RNE of the plain out", (t) => {
   withBackends(t, (fast, plain) => {
     // C 768 (K 24), a C that is no multiple of 32 (K 8, masked lanes), C 1024 (K 32), C 2048 (no K: the loop kernel), a row count that is no multiple of 8

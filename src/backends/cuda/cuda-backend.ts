@@ -39,7 +39,7 @@ export class CudaTokens implements Tokens {
   /** the smallest and largest id: the vocabulary checks run on the host, with no synchronisation */
   readonly min: number;
   readonly max: number;
-  /** ids: the host copy the device buffer was written from (the first bad position is found there) */
+  /** ids: the host array the device buffer was written from (the first bad position is searched there; not copied) */
   constructor(readonly shape: readonly number[], readonly ptr: bigint, private readonly ids: Int32Array) {
     this.size = shape.reduce((a, b) => a * b, 1);
     let min = 0, max = -1;
@@ -57,6 +57,7 @@ export class CudaTokens implements Tokens {
   check(what: string, V: number): void {
     if (this.min >= 0 && this.max < V) return;
     const at = this.ids.findIndex((v) => v < 0 || v >= V);
+    if (at < 0) throw new RangeError(`${what}: token ids span [${this.min}, ${this.max}], outside the vocabulary [0, ${V}) (the host array was changed after the upload, so the position is unknown)`);
     throw new RangeError(`${what}: token id ${this.ids[at]} at position ${at} is outside the vocabulary [0, ${V}); check the tokenizer's vocabulary size against the model's V`);
   }
 }
@@ -417,7 +418,7 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     this.drv.memcpyHtoDAsync(p, ids, ids.byteLength, null);
     this.pendingTokens.push(p);
     if (this.pendingTokens.length > 8) this.release(this.pendingTokens.shift()!);
-    return new CudaTokens([...shape], p, ids.slice());
+    return new CudaTokens([...shape], p, ids);
   }
   private readonly pendingTokens: bigint[] = [];
 
@@ -1195,10 +1196,20 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
    */
   private mtTable(p: (CudaTensor | null)[], g: CudaTensor[], m: (CudaTensor | null)[], v: (CudaTensor | null)[], wd: number[]): { ptr: bigint; count: number; blocks: number } | null {
     const ptrs = g.flatMap((t, i) => [p[i]?.ptr ?? 0n, t.ptr, m[i]?.ptr ?? 0n, v[i]?.ptr ?? 0n]);
+    const sizes = g.map((t) => t.size);
+    // the same lists come every step: compare with the recent ones before building a string key
+    const same = <X>(a: readonly X[], b: readonly X[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+    const hit = this.mtRecent.find((r) => same(r.ptrs, ptrs) && same(r.wd, wd) && same(r.sizes, sizes));
+    if (hit) return hit.entry;
     if (ptrs.some((x) => (x & 15n) !== 0n)) return null;
-    const key = `${ptrs.join(",")}/${wd.join(",")}/${g.map((t) => t.size).join(",")}`;
+    const key = `${ptrs.join(",")}/${wd.join(",")}/${sizes.join(",")}`;
     let e = this.mtTables.get(key);
-    if (e) return e;
+    const remember = (entry: { ptr: bigint; count: number; blocks: number }) => {
+      this.mtRecent.unshift({ ptrs, wd: [...wd], sizes, entry });
+      if (this.mtRecent.length > 8) this.mtRecent.pop();
+      return entry;
+    };
+    if (e) return remember(e);
     const MT_CHUNK = 8192, rowBytes = 48;
     const buf = new DataView(new ArrayBuffer(Math.max(1, g.length) * rowBytes));
     let blocks = 0;
@@ -1214,7 +1225,16 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     this.drv.memcpyHtoD(dev, new Uint8Array(buf.buffer), buf.byteLength);
     e = { ptr: dev, count: g.length, blocks };
     this.mtTables.set(key, e);
-    return e;
+    return remember(e);
+  }
+  /** the last few tables mtTable returned, by their lists (a step's lookups without string keys) */
+  private readonly mtRecent: { ptrs: bigint[]; wd: number[]; sizes: number[]; entry: { ptr: bigint; count: number; blocks: number } }[] = [];
+
+  /** zero every tensor: one launch (zero_chunks) where the multi-tensor table applies, else a memset each */
+  zeroMany(ts: CudaTensor[]): void {
+    const tab = this.opsKernels === "fast" && ts.length > 0 ? this.mtTable(ts, ts, ts.map(() => null), ts.map(() => null), ts.map(() => 0)) : null;
+    if (tab && tab.blocks > 0) return this.launch("optim.cu", "zero_chunks", [tab.blocks, 1, 1], B256, 0, [ptr(tab.ptr), i32(tab.count)]);
+    for (const t of ts) this.zero(t);
   }
 
   sumSquaresMany(gs: CudaTensor[]): Float64Array {

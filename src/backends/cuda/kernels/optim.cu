@@ -109,6 +109,22 @@ extern "C" __global__ void adamw_update_multi(const MtTensor* table, int count, 
 }
 
 /**
+ * zero_chunks(const MtTensor* table, int count)
+ *   Block b zeroes its chunk of its row's p (the host puts each tensor in p and g; g gives the size's
+ *   rows as everywhere; Optimizer.zeroGrad: every gradient in one launch instead of a memset per
+ *   parameter). grid, block: as adamw_update_multi; shared: none.
+ */
+extern "C" __global__ void zero_chunks(const MtTensor* table, int count) {
+  const MtTensor t = table[mt_find(table, count, blockIdx.x)];
+  const long long start = (long long)(blockIdx.x - t.first_block) * MT_CHUNK, end = min(t.n, start + MT_CHUNK);
+  for (long long i = start + 4 * threadIdx.x; i < end; i += 4 * blockDim.x) {
+    if (i + 3 < end) *reinterpret_cast<float4*>(t.p + i) = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    else
+      for (long long j = i; j < end; j++) t.p[j] = 0.0f;
+  }
+}
+
+/**
  * sum_squares_chunks(float* partials, const MtTensor* table, int count)
  *   partials[b] = Σ g² over block b's chunk of its row's g (fp32). grid, block: as adamw_update_multi;
  *   shared: 128 bytes static. Scratch: partials, one float per block.
