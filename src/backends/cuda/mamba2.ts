@@ -24,12 +24,7 @@ export interface Mamba2Device {
   launch(file: string, name: string, grid: Dim3, block: Dim3, shared: number, args: KernelArg[]): void;
   scratch(bytes: number): bigint;
   release(...ptrs: bigint[]): void;
-  /** whether the fast kernels run (FP4LM_OPS_KERNELS=fast): the scan forward split over channels */
-  readonly fast: boolean;
 }
-
-/** channels per block of ssd_forward_ps */
-const SSD_PS = 16;
 
 const FILE = "mamba2.cu";
 /** the scan kernels' chunk tile (SSD_LMAX in mamba2.cu) */
@@ -91,10 +86,9 @@ export class CudaMamba2 {
 
   ssdForward(y: DeviceTensor, saved: DeviceTensor, x: DeviceTensor, dtRaw: DeviceTensor, aLog: DeviceTensor, dtBias: DeviceTensor, D: DeviceTensor, Bm: DeviceTensor, Cm: DeviceTensor, d: SsdDims): void {
     this.checkScan("ssdForward", d, saved, [["y (B,T,H,P)", y, 0], ["x (B,T,H,P)", x, 0], ["dtRaw (B,T,H)", dtRaw, 1], ["Bm (B,T,G,N)", Bm, 2], ["Cm (B,T,G,N)", Cm, 2], ["aLog (H)", aLog, 3], ["dtBias (H)", dtBias, 3], ["D (H)", D, 3]]);
-    const args = [ptr(y.ptr), ptr(saved.ptr), ptr(x.ptr), ptr(dtRaw.ptr), ptr(aLog.ptr), ptr(dtBias.ptr), ptr(D.ptr), ptr(Bm.ptr), ptr(Cm.ptr), ...this.dimArgs(d)];
-    // fast: the channels split over blocks, the chunk's decays computed once (ssd_forward's bits)
-    if (this.dev.fast) this.dev.launch(FILE, "ssd_forward_ps", [d.H, d.B, Math.ceil(d.P / SSD_PS)], B256, 0, [...args, i32(SSD_PS)]);
-    else this.dev.launch(FILE, "ssd_forward", [d.H, d.B, 1], B256, 0, args);
+    this.dev.launch(FILE, "ssd_forward", [d.H, d.B, 1], B256, 0, [
+      ptr(y.ptr), ptr(saved.ptr), ptr(x.ptr), ptr(dtRaw.ptr), ptr(aLog.ptr), ptr(dtBias.ptr), ptr(D.ptr), ptr(Bm.ptr), ptr(Cm.ptr), ...this.dimArgs(d),
+    ]);
   }
 
   ssdBackward(

@@ -249,64 +249,6 @@ extern "C" __global__ void ssd_forward(float* y, float* states, const float* x, 
 }
 
 /**
- * ssd_forward_ps(same arguments as ssd_forward, then int PS)
- *   ssd_forward with the channels p split over blockIdx.z (block z takes p in [z·PS, z·PS + PS)): a
- *   channel's output and chunk states depend on the shared dt, B, C and on its own x only, so the
- *   slices are independent, and the grid has ceil(P/PS) times the blocks. Each chunk's decays are
- *   computed once into shared memory instead of once per channel: M[i][j] = (C_i·B_j · exp(cs_i −
- *   cs_j)) · dt_j and w_j = exp(cs_last − cs_j) · dt_j, the products ssd_forward forms left to right,
- *   so y and the states have ssd_forward's bits. grid (H, B, ceil(P/PS)); block 256; L ≤ 64; static
- *   shared 17.2 KB.
- */
-extern "C" __global__ void ssd_forward_ps(float* y, float* states, const float* x, const float* dtRaw, const float* aLog, const float* dtBias, const float* D,
-                                          const float* Bm, const float* Cm, int B, int T, int H, int P, int G, int N, int L, int PS) {
-  __shared__ float cs[SSD_LMAX], dtv[SSD_LMAX], wst[SSD_LMAX], CB[SSD_LMAX * SSD_LMAX];
-  const int h = blockIdx.x, b = blockIdx.y, g = h / (H / G), nC = (T + L - 1) / L, PN = P * N;
-  const int p0 = blockIdx.z * PS, np = min(P, p0 + PS) - p0;
-  if (np <= 0) return;  // uniform over the block
-  const float a = -expf(aLog[h]), Dh = D[h], bias = dtBias[h];
-  float* st0 = states + (((long long)b * nC) * H + h) * PN;
-  for (int k = threadIdx.x; k < np * N; k += blockDim.x) st0[p0 * N + k] = 0.0f;
-  for (int c = 0; c < nC; c++) {
-    const int t0 = c * L, Lc = min(L, T - t0);
-    const float* Hc = states + (((long long)b * nC + c) * H + h) * PN;
-    chunk_decays(dtv, cs, dtRaw, bias, a, b, t0, Lc, T, H, h);
-    chunk_gram(CB, Bm, Cm, b, t0, Lc, T, G, N, g);
-    __syncthreads();
-    for (int idx = threadIdx.x; idx < Lc * Lc; idx += blockDim.x) {
-      const int i = idx / Lc, j = idx % Lc;
-      if (j <= i) CB[i * SSD_LMAX + j] = CB[i * SSD_LMAX + j] * expf(cs[i] - cs[j]) * dtv[j];
-    }
-    for (int j = threadIdx.x; j < Lc; j += blockDim.x) wst[j] = expf(cs[Lc - 1] - cs[j]) * dtv[j];
-    __syncthreads();
-    for (int idx = threadIdx.x; idx < Lc * np; idx += blockDim.x) {
-      const int i = idx / np, p = p0 + idx % np;
-      float acc = 0.0f;
-      for (int j = 0; j <= i; j++) acc += CB[i * SSD_LMAX + j] * x[(((long long)b * T + t0 + j) * H + h) * P + p];
-      const float* ci = Cm + (((long long)b * T + t0 + i) * G + g) * N;
-      float s = 0.0f;
-      if (c > 0) for (int n = 0; n < N; n++) s += ci[n] * Hc[p * N + n];
-      const long long xo = (((long long)b * T + t0 + i) * H + h) * P + p;
-      y[xo] = acc + expf(cs[i]) * s + Dh * x[xo];
-    }
-    if (c + 1 < nC) {
-      float* Hn = states + (((long long)b * nC + c + 1) * H + h) * PN;
-      const float el = expf(cs[Lc - 1]);
-      for (int kk = threadIdx.x; kk < np * N; kk += blockDim.x) {
-        const int k = p0 * N + kk, p = k / N, n = k % N;
-        float v = el * Hc[k];
-        for (int j = 0; j < Lc; j++) {
-          const long long bt = (long long)b * T + t0 + j;
-          v += wst[j] * x[(bt * H + h) * P + p] * Bm[(bt * G + g) * N + n];
-        }
-        Hn[k] = v;
-      }
-    }
-    __syncthreads();
-  }
-}
-
-/**
  * ssd_backward(float* dx, float* ddtRaw, float* dBh, float* dCh, double* hpart, float* dH, const float* dy, const float* x, const float* dtRaw,
  *              const float* aLog, const float* dtBias, const float* D, const float* Bm, const float* Cm, const float* states,
  *              int B, int T, int H, int P, int G, int N, int L)
