@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gpuBackend, randn, relMaxErr } from "./gpu.ts";
 import { CpuBackend, type CpuTensor } from "../../src/backends/cpu/cpu-backend.ts";
-import type { CudaTensor } from "../../src/backends/cuda/cuda-backend.ts";
+import { CudaBackend, type CudaTensor } from "../../src/backends/cuda/cuda-backend.ts";
 import type { SsdDims } from "../../src/backends/backend.ts";
 import { buildConfig } from "../../src/train/config.ts";
 import { train } from "../../src/train/train.ts";
@@ -93,6 +93,39 @@ test("mamba2 kernels: conv+SiLU, gated RMSNorm, SSD scan forward and backward ma
     }
   } finally {
     c.close();
+  }
+});
+
+test("SSD scan: the staged kernels (ssd_forward_staged, ssd_backward_staged: Grams and state reads from shared-memory copies) = the plain ones, bit for bit", (t) => {
+  const fast = gpuBackend(t);
+  if (!fast) return;
+  const plain = new CudaBackend({ opsKernels: "plain" });
+  try {
+    const dims: SsdDims[] = [
+      { B: 2, T: 300, H: 4, P: 64, G: 1, N: 128, chunk: 64 }, // Nemotron-H's sizes, 5 chunks, a short last one
+      { B: 1, T: 100, H: 6, P: 24, G: 2, N: 32, chunk: 128 }, // the GPU's 64-token chunks, T not a multiple
+      { B: 3, T: 37, H: 6, P: 8, G: 3, N: 16, chunk: 16 },
+    ];
+    for (const d of dims) {
+      const { B, T, H, P, G, N } = d, nx = B * T * H * P, nbc = B * T * G * N, tag = `B${B} T${T} H${H} P${P} G${G} N${N} chunk ${d.chunk}`;
+      const inputs = [randn(nx, 41), randn(B * T * H, 42, 0.8), Float32Array.from({ length: H }, (_, h) => Math.log(1 + (15 * h) / H)),
+        Float32Array.from({ length: H }, (_, h) => -4 + (3 * h) / H), randn(H, 43), randn(nbc, 44, 0.5), randn(nbc, 45, 0.5), randn(nx, 46)];
+      const run = (be: CudaBackend) => {
+        const [x, dt, aLog, dtBias, D, Bm, Cm, dy] = inputs.map((a) => be.fromArray(a, [a.length]));
+        const y = be.alloc([nx]), saved = be.alloc(be.ssdSavedShape(d));
+        be.ssdForward(y, saved, x, dt, aLog, dtBias, D, Bm, Cm, d);
+        const gr = [nx, B * T * H, H, H, H, nbc, nbc].map((n, i) => be.fromArray(randn(n, 50 + i), [n])); // dx ddt daLog ddtBias dD dB dC
+        be.ssdBackward(gr[0], gr[1], gr[2], gr[3], gr[4], gr[5], gr[6], dy, x, dt, aLog, dtBias, D, Bm, Cm, saved, d);
+        return [y, saved, ...gr].map((o) => be.toArray(o));
+      };
+      const [a, b] = [run(fast), run(plain)];
+      ["y", "chunk states", "dx", "ddtRaw", "daLog", "ddtBias", "dD", "dB", "dC"].forEach((what, k) => {
+        const i = new Uint32Array(a[k].buffer).findIndex((w, j) => w !== new Uint32Array(b[k].buffer)[j]);
+        assert.equal(i, -1, `${tag} ${what}: first difference at ${i}: ${a[k][i]} vs ${b[k][i]}`);
+      });
+    }
+  } finally {
+    plain.close();
   }
 });
 

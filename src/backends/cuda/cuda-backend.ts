@@ -1061,7 +1061,7 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
   // --- the Mamba-2 mixer's conv, scan and gated norm: mamba2.ts ---
   private mamba2Ops?: CudaMamba2;
   private get mamba2(): CudaMamba2 {
-    return (this.mamba2Ops ??= new CudaMamba2({ launch: (...a) => this.launch(...a), scratch: (n) => this.scratch(n), release: (...p) => this.release(...p) }));
+    return (this.mamba2Ops ??= new CudaMamba2({ launch: (...a) => this.launch(...a), scratch: (n) => this.scratch(n), release: (...p) => this.release(...p), fast: this.opsKernels === "fast" }));
   }
   convSiluForward(out: CudaTensor, x: CudaTensor, w: CudaTensor, bias: CudaTensor, B: number, T: number, Cc: number, W: number): void {
     this.mamba2.convSiluForward(out, x, w, bias, B, T, Cc, W);

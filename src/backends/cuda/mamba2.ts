@@ -24,6 +24,18 @@ export interface Mamba2Device {
   launch(file: string, name: string, grid: Dim3, block: Dim3, shared: number, args: KernelArg[]): void;
   scratch(bytes: number): bigint;
   release(...ptrs: bigint[]): void;
+  /** whether the fast kernels run (FP4LM_OPS_KERNELS=fast): the scan's staged twins */
+  readonly fast: boolean;
+}
+
+/** a block's shared memory on sm_90 (static + dynamic, with the opt-in) */
+const SHARED_MAX = 232448;
+/** the scan kernels' static shared memory (ptxas: ssd_forward 16896 B, ssd_backward 1408 B) */
+const SSD_FWD_STATIC = 16896, SSD_BWD_STATIC = 1408;
+
+/** dynamic shared bytes that, with `staticBytes`, pass 48 KB only with the opt-in the launch sets above 48 KB */
+function optIn(dynamic: number, staticBytes: number): number {
+  return dynamic + staticBytes > 48 * 1024 && dynamic <= 48 * 1024 ? 48 * 1024 + 16 : dynamic;
 }
 
 const FILE = "mamba2.cu";
@@ -86,9 +98,11 @@ export class CudaMamba2 {
 
   ssdForward(y: DeviceTensor, saved: DeviceTensor, x: DeviceTensor, dtRaw: DeviceTensor, aLog: DeviceTensor, dtBias: DeviceTensor, D: DeviceTensor, Bm: DeviceTensor, Cm: DeviceTensor, d: SsdDims): void {
     this.checkScan("ssdForward", d, saved, [["y (B,T,H,P)", y, 0], ["x (B,T,H,P)", x, 0], ["dtRaw (B,T,H)", dtRaw, 1], ["Bm (B,T,G,N)", Bm, 2], ["Cm (B,T,G,N)", Cm, 2], ["aLog (H)", aLog, 3], ["dtBias (H)", dtBias, 3], ["D (H)", D, 3]]);
-    this.dev.launch(FILE, "ssd_forward", [d.H, d.B, 1], B256, 0, [
-      ptr(y.ptr), ptr(saved.ptr), ptr(x.ptr), ptr(dtRaw.ptr), ptr(aLog.ptr), ptr(dtBias.ptr), ptr(D.ptr), ptr(Bm.ptr), ptr(Cm.ptr), ...this.dimArgs(d),
-    ]);
+    const args = [ptr(y.ptr), ptr(saved.ptr), ptr(x.ptr), ptr(dtRaw.ptr), ptr(aLog.ptr), ptr(dtBias.ptr), ptr(D.ptr), ptr(Bm.ptr), ptr(Cm.ptr), ...this.dimArgs(d)];
+    // fast: the Gram and the entering state read from shared-memory copies (ssd_forward's bits)
+    const staged = optIn(Math.max(2 * GPU_CHUNK_MAX, d.P) * (d.N + 1) * 4, SSD_FWD_STATIC);
+    if (this.dev.fast && staged + SSD_FWD_STATIC <= SHARED_MAX - 1024) this.dev.launch(FILE, "ssd_forward_staged", [d.H, d.B, 1], B256, staged, args);
+    else this.dev.launch(FILE, "ssd_forward", [d.H, d.B, 1], B256, 0, args);
   }
 
   ssdBackward(
@@ -104,9 +118,11 @@ export class CudaMamba2 {
     const dBh = dev.scratch(B * T * H * N * 4), dCh = dev.scratch(B * T * H * N * 4), hpart = dev.scratch(B * H * 3 * 8), dH = dev.scratch(B * H * P * N * 4);
     // CB and dG tiles, then du·x and the two dcs terms per (token, channel); above 48 KiB the backend opts the kernel in
     // (the 1.4 KiB of static shared memory must fit too: never request just under the 48 KiB line)
-    let shared = (2 * GPU_CHUNK_MAX * GPU_CHUNK_MAX + 3 * L * P) * 4;
-    if (shared > 46 * 1024 && shared <= 48 * 1024) shared = 48 * 1024 + 16;
-    dev.launch(FILE, "ssd_backward", [H, B, 1], B256, shared, [
+    const shared = optIn((2 * GPU_CHUNK_MAX * GPU_CHUNK_MAX + 3 * L * P) * 4, SSD_BWD_STATIC);
+    // fast: the two Grams and the (j, p) loop's state reads from shared-memory copies (ssd_backward's bits)
+    const stagedBytes = optIn((2 * GPU_CHUNK_MAX * GPU_CHUNK_MAX + 3 * L * P + Math.max(2 * GPU_CHUNK_MAX * (N + 1), 2 * GPU_CHUNK_MAX * (P + 1), 2 * P * (N + 1))) * 4, SSD_BWD_STATIC);
+    const staged = this.dev.fast && stagedBytes + SSD_BWD_STATIC <= SHARED_MAX - 1024;
+    dev.launch(FILE, staged ? "ssd_backward_staged" : "ssd_backward", [H, B, 1], B256, staged ? stagedBytes : shared, [
       ptr(dx.ptr), ptr(ddtRaw.ptr), ptr(dBh), ptr(dCh), ptr(hpart), ptr(dH), ptr(dy.ptr), ptr(x.ptr), ptr(dtRaw.ptr), ptr(aLog.ptr), ptr(dtBias.ptr),
       ptr(D.ptr), ptr(Bm.ptr), ptr(Cm.ptr), ptr(saved.ptr), ...this.dimArgs(d),
     ]);

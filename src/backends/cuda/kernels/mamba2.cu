@@ -20,6 +20,13 @@
  */
 #include "ops-common.cuh"
 
+// dynamic shared memory; the host run (mamba2-host-test.cpp, FP4LM_SIMT_SHIM) gives each kernel 256 KB of static storage
+#ifdef FP4LM_SIMT_SHIM
+#define SSD_DYNAMIC_SHARED(name) static float name[65536]
+#else
+#define SSD_DYNAMIC_SHARED(name) extern __shared__ float name[]
+#endif
+
 #define SSD_LMAX 64
 
 __device__ __forceinline__ float softplus_f32(float v) { return v > 20.0f ? v : log1pf(expf(v)); }
@@ -203,13 +210,40 @@ __device__ __forceinline__ void chunk_gram(float* CB, const float* Bm, const flo
 }
 
 /**
+ * chunk_gram_staged: chunk_gram's CB with the chunk's C and B rows first copied into shared memory R
+ * (coalesced; rows padded to N + 1 so a warp's threads, one row each, read different banks), then
+ * each C_i·B_j summed over n in the same order: the same bits. R holds 2·Lc·(N + 1) floats.
+ */
+__device__ __forceinline__ void chunk_gram_staged(float* CB, float* R, const float* Bm, const float* Cm, int b, int t0, int Lc, int T, int G, int N, int g) {
+  float* Cs = R;
+  float* Bs = R + Lc * (N + 1);
+  for (int idx = threadIdx.x; idx < Lc * N; idx += blockDim.x) {
+    const int r = idx / N, n = idx % N;
+    const long long o = (((long long)b * T + t0 + r) * G + g) * N + n;
+    Cs[r * (N + 1) + n] = Cm[o];
+    Bs[r * (N + 1) + n] = Bm[o];
+  }
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < Lc * Lc; idx += blockDim.x) {
+    const int i = idx / Lc, j = idx % Lc;
+    if (j > i) continue;
+    const float* ci = Cs + i * (N + 1);
+    const float* bj = Bs + j * (N + 1);
+    float s = 0.0f;
+    for (int n = 0; n < N; n++) s += ci[n] * bj[n];
+    CB[i * SSD_LMAX + j] = s;
+  }
+}
+
+/**
  * ssd_forward(float* y, float* states, const float* x, const float* dtRaw, const float* aLog, const float* dtBias, const float* D,
  *             const float* Bm, const float* Cm, int B, int T, int H, int P, int G, int N, int L)
  *   y, x (B,T,H,P); dtRaw (B,T,H); Bm, Cm (B,T,G,N); states (B, ceil(T/L), H, P, N) = the state entering each chunk.
  *   grid (H, B); block 256; L ≤ 64; static shared 16.9 KB.
  */
-extern "C" __global__ void ssd_forward(float* y, float* states, const float* x, const float* dtRaw, const float* aLog, const float* dtBias, const float* D,
-                                       const float* Bm, const float* Cm, int B, int T, int H, int P, int G, int N, int L) {
+template <bool STAGED>
+__device__ __forceinline__ void ssd_forward_impl(float* y, float* states, const float* x, const float* dtRaw, const float* aLog, const float* dtBias, const float* D,
+                                                 const float* Bm, const float* Cm, int B, int T, int H, int P, int G, int N, int L, float* R) {
   __shared__ float cs[SSD_LMAX], dtv[SSD_LMAX], CB[SSD_LMAX * SSD_LMAX];
   const int h = blockIdx.x, b = blockIdx.y, g = h / (H / G), nC = (T + L - 1) / L, PN = P * N;
   const float a = -expf(aLog[h]), Dh = D[h], bias = dtBias[h];
@@ -219,7 +253,18 @@ extern "C" __global__ void ssd_forward(float* y, float* states, const float* x, 
     const int t0 = c * L, Lc = min(L, T - t0);
     const float* Hc = states + (((long long)b * nC + c) * H + h) * PN;
     chunk_decays(dtv, cs, dtRaw, bias, a, b, t0, Lc, T, H, h);
-    chunk_gram(CB, Bm, Cm, b, t0, Lc, T, G, N, g);
+    const float* Hr = Hc;
+    int ld = N;
+    if (STAGED) {
+      chunk_gram_staged(CB, R, Bm, Cm, b, t0, Lc, T, G, N, g);
+      __syncthreads();  // the Gram's reads of R are done
+      // the state entering the chunk, (P, N) rows padded to N + 1: the (i, p) loop reads it down columns
+      for (int k = threadIdx.x; k < PN; k += blockDim.x) R[(k / N) * (N + 1) + k % N] = Hc[k];
+      Hr = R;
+      ld = N + 1;
+    } else {
+      chunk_gram(CB, Bm, Cm, b, t0, Lc, T, G, N, g);
+    }
     __syncthreads();
     for (int idx = threadIdx.x; idx < Lc * P; idx += blockDim.x) {
       const int i = idx / P, p = idx % P;
@@ -227,7 +272,7 @@ extern "C" __global__ void ssd_forward(float* y, float* states, const float* x, 
       for (int j = 0; j <= i; j++) acc += CB[i * SSD_LMAX + j] * expf(cs[i] - cs[j]) * dtv[j] * x[(((long long)b * T + t0 + j) * H + h) * P + p];
       const float* ci = Cm + (((long long)b * T + t0 + i) * G + g) * N;
       float s = 0.0f;
-      if (c > 0) for (int n = 0; n < N; n++) s += ci[n] * Hc[p * N + n];
+      if (c > 0) for (int n = 0; n < N; n++) s += ci[n] * Hr[p * ld + n];
       const long long xo = (((long long)b * T + t0 + i) * H + h) * P + p;
       y[xo] = acc + expf(cs[i]) * s + Dh * x[xo];
     }
@@ -248,6 +293,24 @@ extern "C" __global__ void ssd_forward(float* y, float* states, const float* x, 
   }
 }
 
+extern "C" __global__ void ssd_forward(float* y, float* states, const float* x, const float* dtRaw, const float* aLog, const float* dtBias, const float* D,
+                                       const float* Bm, const float* Cm, int B, int T, int H, int P, int G, int N, int L) {
+  ssd_forward_impl<false>(y, states, x, dtRaw, aLog, dtBias, D, Bm, Cm, B, T, H, P, G, N, L, nullptr);
+}
+
+/**
+ * ssd_forward_staged(same arguments as ssd_forward): the chunk's C·Bᵀ Gram from rows copied into
+ *   shared memory (chunk_gram_staged: coalesced loads instead of a thread per (i, j) walking two rows
+ *   of global memory), and the (i, p) loop's reads of the chunk's entering state from a padded copy
+ *   there too; every sum in the same order: the same bits. Dynamic shared max(2·64, P)·(N + 1)·4 B
+ *   (the host opts in above 48 KB).
+ */
+extern "C" __global__ void ssd_forward_staged(float* y, float* states, const float* x, const float* dtRaw, const float* aLog, const float* dtBias, const float* D,
+                                              const float* Bm, const float* Cm, int B, int T, int H, int P, int G, int N, int L) {
+  SSD_DYNAMIC_SHARED(ssd_R);
+  ssd_forward_impl<true>(y, states, x, dtRaw, aLog, dtBias, D, Bm, Cm, B, T, H, P, G, N, L, ssd_R);
+}
+
 /**
  * ssd_backward(float* dx, float* ddtRaw, float* dBh, float* dCh, double* hpart, float* dH, const float* dy, const float* x, const float* dtRaw,
  *              const float* aLog, const float* dtBias, const float* D, const float* Bm, const float* Cm, const float* states,
@@ -256,16 +319,18 @@ extern "C" __global__ void ssd_forward(float* y, float* states, const float* x, 
  *   hpart (B,H,3) double: Σ over the sequence of dL/da, dL/dD, dL/d dtBias (ssd_reduce_params); dH (B,H,P,N) scratch, zeroed here.
  *   grid (H, B); block 256; dynamic shared (2·64·64 + 3·L·P)·4 B (static 1.4 KB).
  */
-extern "C" __global__ void ssd_backward(float* dx, float* ddtRaw, float* dBh, float* dCh, double* hpart, float* dH, const float* dy, const float* x,
-                                        const float* dtRaw, const float* aLog, const float* dtBias, const float* D, const float* Bm, const float* Cm,
-                                        const float* states, int B, int T, int H, int P, int G, int N, int L) {
+template <bool STAGED>
+__device__ __forceinline__ void ssd_backward_impl(float* dx, float* ddtRaw, float* dBh, float* dCh, double* hpart, float* dH, const float* dy, const float* x,
+                                                  const float* dtRaw, const float* aLog, const float* dtBias, const float* D, const float* Bm, const float* Cm,
+                                                  const float* states, int B, int T, int H, int P, int G, int N, int L) {
   __shared__ float cs[SSD_LMAX], dtv[SSD_LMAX], ddtu[SSD_LMAX], dcs[SSD_LMAX], stj[SSD_LMAX], red[32];
-  extern __shared__ float dyn[];
+  SSD_DYNAMIC_SHARED(dyn);
   float* CB = dyn;                                  // (64, 64): C_i·B_j
   float* dG = dyn + SSD_LMAX * SSD_LMAX;            // (64, 64): (dy_i·u_j)·exp(cs_i − cs_j)
   float* duX = dyn + 2 * SSD_LMAX * SSD_LMAX;       // (L, P): du·x, for ddt
   float* cX = duX + L * P;                          // (L, P): the inter-chunk output's dcs terms
   float* sX = duX + 2 * L * P;                      // (L, P): the chunk state's dcs terms
+  float* R = duX + 3 * L * P;                       // STAGED: rows copied for coalesced reads (C and B, then dy and x, then Hc and dH)
   const int h = blockIdx.x, b = blockIdx.y, g = h / (H / G), nC = (T + L - 1) / L, PN = P * N;
   const float a = -expf(aLog[h]), Dh = D[h], bias = dtBias[h];
   float* dS = dH + ((long long)b * H + h) * PN;
@@ -277,18 +342,49 @@ extern "C" __global__ void ssd_backward(float* dx, float* ddtRaw, float* dBh, fl
     const int t0 = c * L, Lc = min(L, T - t0), last = Lc - 1;
     const float* Hc = states + (((long long)b * nC + c) * H + h) * PN;
     chunk_decays(dtv, cs, dtRaw, bias, a, b, t0, Lc, T, H, h);
-    chunk_gram(CB, Bm, Cm, b, t0, Lc, T, G, N, g);
+    float *Dys = nullptr, *Xs = nullptr;
+    if (STAGED) {
+      chunk_gram_staged(CB, R, Bm, Cm, b, t0, Lc, T, G, N, g);
+      __syncthreads();  // the Gram's reads of R are done
+      Dys = R;
+      Xs = R + Lc * (P + 1);
+      for (int idx = threadIdx.x; idx < Lc * P; idx += blockDim.x) {
+        const int r = idx / P, p = idx % P;
+        const long long o = (((long long)b * T + t0 + r) * H + h) * P + p;
+        Dys[r * (P + 1) + p] = dy[o];
+        Xs[r * (P + 1) + p] = x[o];
+      }
+      __syncthreads();
+    } else {
+      chunk_gram(CB, Bm, Cm, b, t0, Lc, T, G, N, g);
+    }
     // dG[i][j] = (dy_i·u_j)·exp(cs_i − cs_j), u_j = dt_j·x_j
     for (int idx = threadIdx.x; idx < Lc * Lc; idx += blockDim.x) {
       const int i = idx / Lc, j = idx % Lc;
       if (j > i) continue;
-      const float* dyi = dy + (((long long)b * T + t0 + i) * H + h) * P;
-      const float* xj = x + (((long long)b * T + t0 + j) * H + h) * P;
+      const float* dyi = STAGED ? Dys + i * (P + 1) : dy + (((long long)b * T + t0 + i) * H + h) * P;
+      const float* xj = STAGED ? Xs + j * (P + 1) : x + (((long long)b * T + t0 + j) * H + h) * P;
       float s = 0.0f;
       for (int p = 0; p < P; p++) s += dyi[p] * xj[p];
       dG[i * SSD_LMAX + j] = s * dtv[j] * expf(cs[i] - cs[j]);
     }
     __syncthreads();
+    // STAGED: the chunk's state and dL/dstate, (P, N) rows padded to N + 1, for the (j, p) loop below (R's dy and x are read)
+    const float* Hr = Hc;
+    const float* Sr = dS;
+    int ld = N;
+    if (STAGED) {
+      float* Hs = R;
+      float* Ss = R + P * (N + 1);
+      for (int k = threadIdx.x; k < PN; k += blockDim.x) {
+        const int p = k / N, n = k % N;
+        Hs[p * (N + 1) + n] = Hc[k];
+        Ss[p * (N + 1) + n] = dS[k];
+      }
+      Hr = Hs;
+      Sr = Ss;
+      ld = N + 1;
+    }
     // per (i, n): dC_i (intra + inter-chunk output) and dB_i (intra + chunk state) of this head
     const float el = expf(cs[last]);
     for (int idx = threadIdx.x; idx < Lc * N; idx += blockDim.x) {
@@ -306,6 +402,7 @@ extern "C" __global__ void ssd_backward(float* dx, float* ddtRaw, float* dBh, fl
       dCh[(bt * H + h) * N + n] = sc + (c > 0 ? expf(cs[i]) * hy : 0.0f);
       dBh[(bt * H + h) * N + n] = sb + expf(cs[last] - cs[i]) * dtv[i] * su;
     }
+    if (STAGED) __syncthreads();  // the staged Hc and dL/dstate are written
     // per (j, p): du_j, dx_j, and the dcs terms
     for (int idx = threadIdx.x; idx < Lc * P; idx += blockDim.x) {
       const int j = idx / P, p = idx % P;
@@ -316,8 +413,8 @@ extern "C" __global__ void ssd_backward(float* dx, float* ddtRaw, float* dBh, fl
       for (int i = j; i < Lc; i++) du += CB[i * SSD_LMAX + j] * expf(cs[i] - cs[j]) * dy[(((long long)b * T + t0 + i) * H + h) * P + p];
       float sdb = 0.0f, sch = 0.0f;
       for (int n = 0; n < N; n++) {
-        sdb += dS[p * N + n] * bj[n];
-        sch += cj[n] * Hc[p * N + n];
+        sdb += Sr[p * ld + n] * bj[n];
+        sch += cj[n] * Hr[p * ld + n];
       }
       const float e = expf(cs[last] - cs[j]), xv = x[xo], dyv = dy[xo];
       du += e * sdb;
@@ -380,6 +477,24 @@ extern "C" __global__ void ssd_backward(float* dx, float* ddtRaw, float* dBh, fl
     o[1] = (double)dDsum;
     o[2] = dBias;
   }
+}
+
+extern "C" __global__ void ssd_backward(float* dx, float* ddtRaw, float* dBh, float* dCh, double* hpart, float* dH, const float* dy, const float* x,
+                                        const float* dtRaw, const float* aLog, const float* dtBias, const float* D, const float* Bm, const float* Cm,
+                                        const float* states, int B, int T, int H, int P, int G, int N, int L) {
+  ssd_backward_impl<false>(dx, ddtRaw, dBh, dCh, hpart, dH, dy, x, dtRaw, aLog, dtBias, D, Bm, Cm, states, B, T, H, P, G, N, L);
+}
+
+/**
+ * ssd_backward_staged(same arguments as ssd_backward): the chunk's C·Bᵀ Gram, the dy·xᵀ Gram and the
+ *   (j, p) loop's reads of the state and of dL/dstate from rows copied into shared memory (coalesced,
+ *   padded), each sum in the same order: ssd_backward's bits. Dynamic shared memory: ssd_backward's,
+ *   plus max(2·64·(N+1), 2·64·(P+1), 2·P·(N+1))·4 B.
+ */
+extern "C" __global__ void ssd_backward_staged(float* dx, float* ddtRaw, float* dBh, float* dCh, double* hpart, float* dH, const float* dy, const float* x,
+                                               const float* dtRaw, const float* aLog, const float* dtBias, const float* D, const float* Bm, const float* Cm,
+                                               const float* states, int B, int T, int H, int P, int G, int N, int L) {
+  ssd_backward_impl<true>(dx, ddtRaw, dBh, dCh, hpart, dH, dy, x, dtRaw, aLog, dtBias, D, Bm, Cm, states, B, T, H, P, G, N, L);
 }
 
 /** ssd_reduce_bc(float* dB, float* dC, const float* dBh, const float* dCh, int BT, int H, int G, int N): dB[bt,g,n] = Σ_{h of g} dBh[bt,h,n], h ascending. grid-stride over BT·G·N. */
