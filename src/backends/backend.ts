@@ -59,8 +59,8 @@ export interface Backend<T extends Tensor = Tensor, K extends Tokens = Tokens, O
   toArray(t: T): Float32Array;
   tokens(ids: Int32Array, shape: number[]): K;
   zero(t: T): void;
-  /** zero every tensor (optional: a device backend does it in one launch; else zero each) */
-  zeroMany?(ts: T[]): void;
+  /** zero every tensor (a device backend: one launch) */
+  zeroMany(ts: T[]): void;
   copy(dst: T, src: T): void;
 
   /** x (rows, cols) — or its transpose — quantized per spec, K-contiguous; NaN/Inf → NonFiniteError naming `name` */
@@ -159,11 +159,11 @@ export interface Backend<T extends Tensor = Tensor, K extends Tokens = Tokens, O
   /** mean loss; per-row losses written; dlogits = (softmax − onehot)·scale unless null (`bf16`, of dlogits, needs dlogits) */
   crossEntropy(losses: T, dlogits: T | null, logits: T, targets: K, V: number, scale: number, bf16?: O | null): number;
   /**
-   * crossEntropy queued (optional: a device backend): the returned function reads the mean loss,
-   * waiting for the device, and raises the queued non-finite checks, so the caller can queue the
-   * backward pass first and the step has no synchronisation in its middle. Bad targets throw at once.
+   * crossEntropy queued: the returned function reads the mean loss (a device backend waits for the
+   * device there and raises the queued non-finite checks), so the caller can queue the backward pass
+   * first and the step has no synchronisation in its middle. Bad targets throw at once.
    */
-  crossEntropyQueued?(losses: T, dlogits: T | null, logits: T, targets: K, V: number, scale: number, bf16?: O | null): () => number;
+  crossEntropyQueued(losses: T, dlogits: T | null, logits: T, targets: K, V: number, scale: number, bf16?: O | null): () => number;
   /** out = a + b (may alias) */
   add(out: T, a: T, b: T, bf16?: O | null): void;
   /** dst += src */

@@ -93,9 +93,8 @@ export abstract class LanguageModel<Blk extends ModelBlock> {
     this.blocks.forEach((b, i) => b.forward(this.acts[i + 1], this.acts[i]));
     this.normF.forward(this.xF, this.acts[L], this.head.bf16Input(this.xF, BT, true));
     this.head.forward(this.logits, this.xF, BT);
-    const ceArgs = [this.losses, backward ? this.dlogits : null, this.logits, targets, V, lossScale / BT, backward ? this.head.bf16Grad(this.dlogits, true) : null] as const;
     // a device backend reads the loss after the backward pass is queued: no wait in the middle of the step
-    const loss = be.crossEntropyQueued ? be.crossEntropyQueued(...ceArgs) : ((l: number) => () => l)(be.crossEntropy(...ceArgs));
+    const loss = be.crossEntropyQueued(this.losses, backward ? this.dlogits : null, this.logits, targets, V, lossScale / BT, backward ? this.head.bf16Grad(this.dlogits, true) : null);
     if (!backward) return loss;
     this.head.backward(this.dxF, this.dlogits);
     gradsReady?.([this.head.weight]);

@@ -39,7 +39,6 @@ export class Optimizer {
   }
 
   zeroGrad(): void {
-    if (this.be.zeroMany) this.be.zeroMany(this.params.map((p) => p.grad));
-    else for (const p of this.params) this.be.zero(p.grad);
+    this.be.zeroMany(this.params.map((p) => p.grad));
   }
 }

@@ -122,8 +122,7 @@ export class Zero1Optimizer {
   }
 
   zeroGrad(): void {
-    if (this.be.zeroMany) this.be.zeroMany(this.params.map((p) => p.grad));
-    else for (const p of this.params) this.be.zero(p.grad);
+    this.be.zeroMany(this.params.map((p) => p.grad));
   }
 
   /** The full moments of every parameter (model order), gathered from all ranks; every rank must call it. */

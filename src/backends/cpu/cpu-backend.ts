@@ -96,6 +96,10 @@ export class CpuBackend implements Backend<CpuTensor, CpuTokens, CpuOperand> {
     t.data.fill(0);
   }
 
+  zeroMany(ts: CpuTensor[]): void {
+    for (const t of ts) t.data.fill(0);
+  }
+
   copy(dst: CpuTensor, src: CpuTensor): void {
     dst.data.set(src.data);
   }
@@ -256,6 +260,12 @@ export class CpuBackend implements Backend<CpuTensor, CpuTokens, CpuOperand> {
     const loss = crossEntropyForwardBackward(losses.data, dlogits ? dlogits.data : null, logits.data, targets.data, targets.size, V, scale);
     if (dlogits) this.fillBf16(bf16, dlogits, "crossEntropy");
     return loss;
+  }
+
+  /** computed at once: the reader returns it */
+  crossEntropyQueued(losses: CpuTensor, dlogits: CpuTensor | null, logits: CpuTensor, targets: CpuTokens, V: number, scale: number, bf16?: CpuOperand | null): () => number {
+    const loss = this.crossEntropy(losses, dlogits, logits, targets, V, scale, bf16);
+    return () => loss;
   }
 
   add(out: CpuTensor, a: CpuTensor, b: CpuTensor, bf16?: CpuOperand | null): void {

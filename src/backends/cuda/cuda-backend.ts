@@ -290,18 +290,30 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     const key = `${name}/${block}/${shared}`;
     let perSM = this.occupancy.get(key);
     if (perSM === undefined) {
-      const f = this.fn(file, name);
-      if (shared > 48 * 1024) this.drv.setMaxDynamicSharedMemory(f, shared);
-      perSM = this.drv.maxActiveBlocksPerSM(f, block, shared);
+      perSM = this.drv.maxActiveBlocksPerSM(this.fnShared(file, name, shared), block, shared);
       if (perSM < 1) throw new Error(`${name}: no block of ${block} threads with ${shared} B of shared memory fits on an SM`);
       this.occupancy.set(key, perSM);
     }
     return Math.min(items, perSM * this.smCount);
   }
 
-  private launch(file: string, name: string, grid: Dim3, block: Dim3, shared: number, args: KernelArg[]): void {
+  /** The kernel, opted in to `shared` bytes of dynamic shared memory above 48 KB (set once per kernel and size, not per launch). */
+  private fnShared(file: string, name: string, shared: number): CuFunction {
     const f = this.fn(file, name);
-    if (shared > 48 * 1024) this.drv.setMaxDynamicSharedMemory(f, shared);
+    if (shared > 48 * 1024) {
+      const key = `${file}/${name}`;
+      if ((this.sharedOptIn.get(key) ?? 0) < shared) {
+        this.drv.setMaxDynamicSharedMemory(f, shared);
+        this.sharedOptIn.set(key, shared);
+      }
+    }
+    return f;
+  }
+  /** the largest dynamic shared size each kernel was opted in to, by "file/name" */
+  private readonly sharedOptIn = new Map<string, number>();
+
+  private launch(file: string, name: string, grid: Dim3, block: Dim3, shared: number, args: KernelArg[]): void {
+    const f = this.fnShared(file, name, shared);
     this.timed(name, () => this.drv.launch(f, grid, block, shared, null, args));
   }
 
@@ -372,7 +384,6 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     for (const p of ptrs) this.mem.free(p);
   }
 
-
   private readU32AsF32(p: bigint): number {
     const a = new Float32Array(1);
     this.drv.memcpyDtoH(a, p, 4);
@@ -384,7 +395,6 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     this.drv.memcpyDtoH(a, p, 8);
     return a[0];
   }
-
 
   alloc(shape: number[]): CudaTensor {
     const n = shape.reduce((a, b) => a * b, 1);
@@ -756,9 +766,8 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
 
   rmsnormForward(out: CudaTensor, rstd: CudaTensor, x: CudaTensor, w: CudaTensor, N: number, C: number, eps: number, bf16?: CudaOperand | null): void {
     const args = [ptr(out.ptr), ptr(rstd.ptr), ptr(x.ptr), ptr(w.ptr), i32(N), i32(C), f32(eps)];
-    // the fast FP32 kernel holds the row in registers (K values per lane, C ≤ 32·K): the same bits. Its
-    // BF16 twin (rmsnorm_forward_bf16_k<K>) is not used: 91 registers, and on the H200 1.49 ms against
-    // the loop kernel's 0.90 ms for GPT-124M's 25 norms (BENCHMARKS.md)
+    // the fast FP32 kernel holds the row in registers (K values per lane, C ≤ 32·K): the same bits; the
+    // BF16 one stays the loop kernel (a register twin was slower on the H200: rmsnorm.cu)
     const K = [8, 16, 24, 32].find((k) => C <= 32 * k);
     const suffix = this.opsKernels === "fast" && K !== undefined ? `_k${K}` : "";
     if (!bf16) return this.launch("rmsnorm.cu", `rmsnorm_forward${suffix}`, [Math.ceil(N / 8), 1, 1], B256, 0, args);
@@ -1145,11 +1154,12 @@ export class CudaBackend implements Backend<CudaTensor, CudaTokens, CudaOperand>
     const partials = this.scratch(P * 8), mean = this.scratch(8);
     this.launch("cross-entropy.cu", "cross_entropy_mean_partials", [P, 1, 1], B256, 0, [ptr(partials), ptr(losses.ptr), i32(N)]);
     this.launch("cross-entropy.cu", "cross_entropy_mean_final", [1, 1, 1], B256, 0, [ptr(mean), ptr(partials), i32(P), i32(N)]);
+    this.release(partials);  // reused only by work queued after (one stream); `mean` stays until it is read
     let read: number | undefined;
     return () => {
       if (read !== undefined) return read;
       const m = this.readDouble(mean);
-      this.release(partials, mean);
+      this.release(mean);
       this.flushChecks();
       return (read = m);
     };

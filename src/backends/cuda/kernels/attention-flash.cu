@@ -233,6 +233,15 @@ extern "C" __global__ void __launch_bounds__(FA_NT) attention_flash_forward_hs12
   flash_forward_impl<128>(out, lse, q, k, v, Tlen, NH, NKV);
 }
 
+/** D[b, h, t] = s for the prep kernels' row (b·T + t)·NH + h */
+__device__ __forceinline__ void prep_store_d(float* D, long long row, int Tlen, int NH, float s) {
+  const int h = (int)(row % NH);
+  const long long bt = row / NH;
+  const int t = (int)(bt % Tlen);
+  const long long b = bt / Tlen;
+  D[(b * NH + h) * Tlen + t] = s;
+}
+
 /**
  * attention_flash_backward_prep(float* D, const float* dout, const float* out, int B, int T, int NH, int HS, int round_dout)
  *   D (B,NH,T): D[b,h,t] = Σ_d dout[b,t,h,d]·out[b,t,h,d] (= Σ_j P_ij·dP_ij), one warp per row.
@@ -250,13 +259,7 @@ extern "C" __global__ void attention_flash_backward_prep(float* D, const float* 
   float s = 0.0f;
   for (int d = lane; d < HS; d += 32) s += (round_dout ? round_bf16(act_load(a + d)) : act_load(a + d)) * act_load(o + d);
   s = warp_sum(s);
-  if (lane == 0) {
-    const int h = (int)(row % NH);
-    const long long bt = row / NH;
-    const int t = (int)(bt % Tlen);
-    const long long b = bt / Tlen;
-    D[(b * NH + h) * Tlen + t] = s;
-  }
+  if (lane == 0) prep_store_d(D, row, Tlen, NH, s);
 }
 
 /**
@@ -278,13 +281,7 @@ extern "C" __global__ void attention_flash_backward_prep_bf16(float* D, const fl
     s += __uint_as_float((unsigned)h16 << 16) * act_load(o + d);
   }
   s = warp_sum(s);
-  if (lane == 0) {
-    const int h = (int)(row % NH);
-    const long long bt = row / NH;
-    const int t = (int)(bt % Tlen);
-    const long long b = bt / Tlen;
-    D[(b * NH + h) * Tlen + t] = s;
-  }
+  if (lane == 0) prep_store_d(D, row, Tlen, NH, s);
 }
 
 /**
@@ -323,13 +320,7 @@ extern "C" __global__ void __launch_bounds__(256) attention_flash_backward_prep_
         s += __uint_as_float((unsigned)h16 << 16) * o[k][j];
       }
       s = warp_sum(s);
-      if (lane == 0) {
-        const int h = (int)(row % NH);
-        const long long bt = row / NH;
-        const int t = (int)(bt % Tlen);
-        const long long b = bt / Tlen;
-        D[(b * NH + h) * Tlen + t] = s;
-      }
+      if (lane == 0) prep_store_d(D, row, Tlen, NH, s);
     }
   }
 }

@@ -30,18 +30,11 @@ static std::vector<float> randv(size_t n, float scale) {
   for (auto& x : v) x = rnd(scale);
   return v;
 }
-static int same(const char* what, const char* tag, const float* a, const float* b, size_t n) {
+template <typename F>
+static int same(const char* what, const char* tag, const F* a, const F* b, size_t n) {
   for (size_t i = 0; i < n; i++)
-    if (memcmp(&a[i], &b[i], 4) != 0) {
-      printf("FAIL %s %s: first difference at %zu: %.9g vs %.9g\n", tag, what, i, a[i], b[i]);
-      return 1;
-    }
-  return 0;
-}
-static int same_d(const char* what, const char* tag, const double* a, const double* b, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    if (memcmp(&a[i], &b[i], 8) != 0) {
-      printf("FAIL %s %s: first difference at %zu: %.17g vs %.17g\n", tag, what, i, a[i], b[i]);
+    if (memcmp(&a[i], &b[i], sizeof(F)) != 0) {
+      printf("FAIL %s %s: first difference at %zu: %.17g vs %.17g\n", tag, what, i, (double)a[i], (double)b[i]);
       return 1;
     }
   return 0;
@@ -81,7 +74,7 @@ int main() {
     const Out a = run(true), b = run(false);
     int f = same("y", tag, a.y.data(), b.y.data(), nx) + same("chunk states", tag, a.st.data(), b.st.data(), nst) + same("dx", tag, a.dx.data(), b.dx.data(), nx) +
             same("ddtRaw", tag, a.ddt.data(), b.ddt.data(), ndt) + same("dB per head", tag, a.dBh.data(), b.dBh.data(), nbh) +
-            same("dC per head", tag, a.dCh.data(), b.dCh.data(), nbh) + same_d("parameter partials", tag, a.hpart.data(), b.hpart.data(), a.hpart.size());
+            same("dC per head", tag, a.dCh.data(), b.dCh.data(), nbh) + same("parameter partials", tag, a.hpart.data(), b.hpart.data(), a.hpart.size());
     double ymax = 0;
     for (float v : a.y) ymax = std::fmax(ymax, std::fabs(v));
     if (!(ymax > 0) || !std::isfinite(ymax)) { printf("FAIL %s: y max |y| %g\n", tag, ymax); f++; }

@@ -210,6 +210,20 @@ __device__ __forceinline__ void chunk_gram(float* CB, const float* Bm, const flo
 }
 
 /**
+ * Copy `rows` rows of the slot `slot` of two (B·T, slots, width) tensors, tokens bt0, bt0 + 1, ...,
+ * into shared memory as (rows, width + 1) (the padding keeps a warp reading down a column on
+ * different banks). Coalesced: consecutive threads take consecutive elements of a row.
+ */
+__device__ __forceinline__ void stage_rows(float* d0, float* d1, const float* s0, const float* s1, long long bt0, int rows, int slots, int slot, int width) {
+  for (int idx = threadIdx.x; idx < rows * width; idx += blockDim.x) {
+    const int r = idx / width, c = idx % width;
+    const long long o = ((bt0 + r) * slots + slot) * width + c;
+    d0[r * (width + 1) + c] = s0[o];
+    d1[r * (width + 1) + c] = s1[o];
+  }
+}
+
+/**
  * chunk_gram_staged: chunk_gram's CB with the chunk's C and B rows first copied into shared memory R
  * (coalesced; rows padded to N + 1 so a warp's threads, one row each, read different banks), then
  * each C_i·B_j summed over n in the same order: the same bits. R holds 2·Lc·(N + 1) floats.
@@ -217,12 +231,7 @@ __device__ __forceinline__ void chunk_gram(float* CB, const float* Bm, const flo
 __device__ __forceinline__ void chunk_gram_staged(float* CB, float* R, const float* Bm, const float* Cm, int b, int t0, int Lc, int T, int G, int N, int g) {
   float* Cs = R;
   float* Bs = R + Lc * (N + 1);
-  for (int idx = threadIdx.x; idx < Lc * N; idx += blockDim.x) {
-    const int r = idx / N, n = idx % N;
-    const long long o = (((long long)b * T + t0 + r) * G + g) * N + n;
-    Cs[r * (N + 1) + n] = Cm[o];
-    Bs[r * (N + 1) + n] = Bm[o];
-  }
+  stage_rows(Cs, Bs, Cm, Bm, (long long)b * T + t0, Lc, G, g, N);
   __syncthreads();
   for (int idx = threadIdx.x; idx < Lc * Lc; idx += blockDim.x) {
     const int i = idx / Lc, j = idx % Lc;
@@ -348,12 +357,7 @@ __device__ __forceinline__ void ssd_backward_impl(float* dx, float* ddtRaw, floa
       __syncthreads();  // the Gram's reads of R are done
       Dys = R;
       Xs = R + Lc * (P + 1);
-      for (int idx = threadIdx.x; idx < Lc * P; idx += blockDim.x) {
-        const int r = idx / P, p = idx % P;
-        const long long o = (((long long)b * T + t0 + r) * H + h) * P + p;
-        Dys[r * (P + 1) + p] = dy[o];
-        Xs[r * (P + 1) + p] = x[o];
-      }
+      stage_rows(Dys, Xs, dy, x, (long long)b * T + t0, Lc, H, h, P);
       __syncthreads();
     } else {
       chunk_gram(CB, Bm, Cm, b, t0, Lc, T, G, N, g);
