@@ -19,6 +19,7 @@
  */
 #include "common.cuh"
 #include "nonfinite.cuh"
+#include "row16.cuh"
 
 using namespace fp4q;
 
@@ -30,15 +31,6 @@ using namespace fp4q;
 #define QF_COL_THREADS 256
 
 // ---------------------------------------------------------------- per-thread pieces
-
-/** 16 consecutive fp32 values at p (16-byte aligned), or zeros when !valid. */
-__device__ __forceinline__ void load_row16(const float* __restrict__ p, bool valid, float v[16]) {
-#pragma unroll
-  for (int k = 0; k < 4; k++) {
-    const float4 q = valid ? reinterpret_cast<const float4*>(p)[k] : make_float4(0.f, 0.f, 0.f, 0.f);
-    v[4 * k] = q.x; v[4 * k + 1] = q.y; v[4 * k + 2] = q.z; v[4 * k + 3] = q.w;
-  }
-}
 
 /** 16 rows of one column at p (row stride `cols` floats): v[i] = x[r0 + i][c], the 16-element block of quantized row c. Zeros when !valid. */
 __device__ __forceinline__ void load_col16(const float* __restrict__ p, long long cols, bool valid, float v[16]) {
@@ -174,11 +166,7 @@ extern "C" __global__ void __launch_bounds__(QF_ROW_THREADS) nvfp4_rht_amax_rows
   const bool valid = r < R && c < C;
   const long long e0 = (long long)r * C + c;
   float v[16];
-  load_row16(x + (valid ? e0 : 0), valid, v);
-  if (valid) {
-#pragma unroll
-    for (int i = 0; i < 16; i++) note_nonfinite(bad, e0 + i, v[i]);
-  }
+  load_row16_checked(x, e0, valid, v, bad);
   if (size == 16) rht_block16(v, 16, (u32)s0, (u32)s1, (u32)s2, (u32)s3);
   else rht_block16(v, size, (u32)s0, (u32)s1, (u32)s2, (u32)s3);
   u32 m = abs_max_bits<16>(v);  // zero padding transforms to zeros
@@ -336,11 +324,7 @@ extern "C" __global__ void __launch_bounds__(QF_COL_THREADS) nvfp4_dual_amax_f32
   const bool valid = r < rows && c < cols;
   const long long e0 = (long long)r * cols + c;
   float v[16];
-  load_row16(x + (valid ? e0 : 0), valid, v);
-  if (valid) {
-#pragma unroll
-    for (int i = 0; i < 16; i++) note_nonfinite(bad, e0 + i, v[i]);
-  }
+  load_row16_checked(x, e0, valid, v, bad);
   u32 mr = abs_max_bits<16>(v);
   int r0, cc;
   col_thread(rows, cols, r0, cc);

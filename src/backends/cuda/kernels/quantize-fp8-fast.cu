@@ -31,6 +31,7 @@
  */
 #include "common.cuh"
 #include "nonfinite.cuh"
+#include "row16.cuh"
 
 using namespace fp4q;
 
@@ -54,15 +55,6 @@ __device__ __forceinline__ Fp8Scale fp8_scale(u32 amax_bits, bool pow2) {
   s.scale = fp8_scale_from_amax(__uint_as_float(amax_bits), E5M2 ? 57344.0f : 448.0f, pow2);
   s.sinv = fdiv_rn(1.0f, s.scale);
   return s;
-}
-
-/** 16 consecutive fp32 values at p (16-byte aligned), or zeros when !valid. */
-__device__ __forceinline__ void f8_load_row16(const float* __restrict__ p, bool valid, float v[16]) {
-#pragma unroll
-  for (int k = 0; k < 4; k++) {
-    const float4 q = valid ? reinterpret_cast<const float4*>(p)[k] : make_float4(0.f, 0.f, 0.f, 0.f);
-    v[4 * k] = q.x; v[4 * k + 1] = q.y; v[4 * k + 2] = q.z; v[4 * k + 3] = q.w;
-  }
 }
 
 /**
@@ -129,11 +121,7 @@ __device__ __forceinline__ void fp8_rows_1x128(const float* __restrict__ x, int 
   const bool rowOk = r < R, valid = rowOk && c < C;
   const long long e0 = r * C + c;
   float v[16];
-  f8_load_row16(x + (valid ? e0 : 0), valid, v);
-  if (valid) {
-#pragma unroll
-    for (int i = 0; i < 16; i++) note_nonfinite(bad, e0 + i, v[i]);
-  }
+  load_row16_checked(x, e0, valid, v, bad);
   u32 m = abs_max_bits<16>(v);
 #pragma unroll
   for (int o = 1; o < 8; o <<= 1) { const u32 t = __shfl_xor_sync(0xffffffffu, m, o); m = t > m ? t : m; }
@@ -166,11 +154,7 @@ __device__ __forceinline__ void fp8_rows_128x128(const float* __restrict__ x, in
     const int r = tr * 128 + (threadIdx.x >> 3) + 32 * k;
     const bool valid = r < R && c < C;
     const long long e0 = (long long)r * C + c;
-    f8_load_row16(x + (valid ? e0 : 0), valid, v[k]);
-    if (valid) {
-#pragma unroll
-      for (int i = 0; i < 16; i++) note_nonfinite(bad, e0 + i, v[k][i]);
-    }
+    load_row16_checked(x, e0, valid, v[k], bad);
     const u32 a = abs_max_bits<16>(v[k]);
     m = a > m ? a : m;
   }
